@@ -1,0 +1,47 @@
+"""flask-migrate-compat: Alembic migrations for Flask-SQLAlchemy applications, driven
+by ``flask db`` or by a legacy Flask-Script ``manage.py db``, on today's Flask,
+Flask-SQLAlchemy, SQLAlchemy and Alembic.
+
+A drop-in for Flask-Migrate: ``from flask_migrate_compat import Migrate,
+MigrateCommand``.
+
+Every public name is loaded on first use (PEP 562): the import hook that this package
+installs through a ``.pth`` file imports ``flask_migrate_compat._import_hook`` at every
+interpreter start, so this file must import nothing. Alembic is loaded when a command
+runs, and Flask-Script (with its compatibility shims) when ``MigrateCommand`` or one of
+Flask-Script's names is first used.
+"""
+
+__version__ = "1.0.0"
+
+_CORE_NAMES = (
+    "Migrate", "MigrateError", "list_templates", "init", "revision", "migrate", "edit",
+    "merge", "upgrade", "downgrade", "show", "history", "heads", "branches", "current",
+    "stamp", "check",
+)
+# Flask-Script's public names, re-exported so that one import line serves manage.py.
+_SCRIPT_NAMES = (
+    "Manager", "Command", "Option", "Group", "Shell", "Server", "prompt", "prompt_pass",
+    "prompt_bool", "prompt_choices",
+)
+_LAZY = dict.fromkeys(_CORE_NAMES, "core")
+_LAZY.update(dict.fromkeys(_SCRIPT_NAMES, "script"))
+_LAZY.update(Config="config", MigrateCommand="script", make_migrate_command="script")
+
+# Star-imports stay free of Flask-Script, which an application may not have installed.
+__all__ = [*_CORE_NAMES, "Config"]
+
+
+def __getattr__(name):
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__name__}.{module_name}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,281 @@
+"""The ``flask db`` Click command group.
+
+Every command and option of Flask-Migrate 4.1's ``flask db`` exists here with the same
+name, short flag and default. Each command only resolves the group-level options and
+calls the matching function of :mod:`.core`; the Flask-Script front end
+(:mod:`.script`) is generated from these definitions, so this file is the single place
+where a command's interface is declared.
+
+Exit codes: 0 on success, 1 when the command fails (one ``Error: ...`` line on
+stderr), 2 for a usage error (Click's own).
+"""
+from __future__ import annotations
+
+import inspect
+import os
+import typing as t
+
+import click
+from flask.cli import with_appcontext
+
+from . import core
+
+#: Key under which the group callback leaves its options in ``ctx.meta``, which every
+#: sub-command's context shares (``ctx.obj`` belongs to Flask's ``ScriptInfo``).
+GROUP_OPTIONS_KEY = "flask_migrate_compat.group_options"
+
+_F = t.TypeVar("_F", bound=t.Callable[..., t.Any])
+
+directory_option = click.option(
+    "-d", "--directory", default=None,
+    help='Migration script directory (default: the one given to Migrate, "migrations").',
+)
+x_arg_option = click.option(
+    "-x", "--x-arg", multiple=True,
+    help="Extra 'key=value' argument for env.py and revision scripts "
+         "(context.get_x_argument()); repeatable.",
+)
+sql_option = click.option(
+    "--sql", is_flag=True,
+    help="Offline mode: write the SQL to standard output instead of running it.",
+)
+tag_option = click.option(
+    "--tag", default=None,
+    help="Arbitrary tag for custom env.py scripts (context.get_tag_argument()).",
+)
+verbose_option = click.option("-v", "--verbose", is_flag=True, help="Show more detail.")
+message_option = click.option("-m", "--message", default=None, help="Revision message.")
+branch_label_option = click.option(
+    "--branch-label", default=None, help="Branch label to apply to the new revision.",
+)
+rev_id_option = click.option(
+    "--rev-id", default=None, help="Revision id to use instead of a generated one.",
+)
+
+
+def _new_revision_options(f: _F) -> _F:
+    """The options shared by ``revision`` and ``migrate``, in their help order."""
+    for decorator in reversed((
+        message_option,
+        sql_option,
+        click.option(
+            "--head", default="head",
+            help="Head revision (or <branchname>@head) the new revision follows.",
+        ),
+        click.option(
+            "--splice", is_flag=True,
+            help='Allow a non-head revision as the "head" to splice onto.',
+        ),
+        branch_label_option,
+        click.option(
+            "--version-path", default=None,
+            help="Version location (from the config) to write the new file into.",
+        ),
+        rev_id_option,
+    )):
+        f = decorator(f)
+    return f
+
+
+@click.group()
+@directory_option
+@x_arg_option
+@click.pass_context
+def db(ctx: click.Context, directory: str | None, x_arg: tuple[str, ...]) -> None:
+    """Perform database migrations (Alembic)."""
+    ctx.meta[GROUP_OPTIONS_KEY] = {"directory": directory, "x_arg": x_arg}
+
+
+def _run(func: t.Callable[..., t.Any], **kwargs: t.Any) -> None:
+    """Call a core command with the group-level options merged in.
+
+    A command's own ``-d`` wins over the group's; x-arguments of both are passed, the
+    group's first. Failures print one line on stderr and exit with code 1 (set
+    ``FLASK_MIGRATE_COMPAT_TRACEBACK=1`` to see the traceback instead).
+    """
+    ctx = click.get_current_context()
+    group = ctx.meta.get(GROUP_OPTIONS_KEY, {})
+    accepted = inspect.signature(func).parameters
+    if "directory" in accepted and kwargs.get("directory") is None:
+        kwargs["directory"] = group.get("directory")
+    if "x_arg" in accepted:
+        kwargs["x_arg"] = (*group.get("x_arg", ()), *kwargs.get("x_arg", ()))
+    try:
+        func(**kwargs)
+    except Exception as exc:
+        if os.environ.get(core.TRACEBACK_ENV):
+            raise
+        click.echo(f"Error: {core.error_message(exc)}", err=True)
+        ctx.exit(1)
+
+
+@db.command()
+@with_appcontext
+def list_templates() -> None:
+    """List the available script directory templates."""
+    _run(core.list_templates)
+
+
+@db.command()
+@directory_option
+@click.option("--multidb", is_flag=True, help="Use the multiple-database template.")
+@click.option(
+    "-t", "--template", default=None,
+    help='Template name or path to a template folder (default: "flask").',
+)
+@click.option(
+    "--package", is_flag=True,
+    help="Write empty __init__.py files into the environment and version folders.",
+)
+@with_appcontext
+def init(**kwargs: t.Any) -> None:
+    """Create a new migration script directory."""
+    _run(core.init, **kwargs)
+
+
+@db.command()
+@directory_option
+@_new_revision_options
+@click.option(
+    "--autogenerate", is_flag=True,
+    help="Fill the revision with the differences between the models and the database.",
+)
+@with_appcontext
+def revision(**kwargs: t.Any) -> None:
+    """Create a new revision script."""
+    _run(core.revision, **kwargs)
+
+
+@db.command()
+@directory_option
+@_new_revision_options
+@x_arg_option
+@with_appcontext
+def migrate(**kwargs: t.Any) -> None:
+    """Autogenerate a new revision script (alias for 'revision --autogenerate')."""
+    _run(core.migrate, **kwargs)
+
+
+@db.command()
+@directory_option
+@click.argument("revision", default="head")
+@with_appcontext
+def edit(**kwargs: t.Any) -> None:
+    """Open a revision script in $EDITOR."""
+    _run(core.edit, **kwargs)
+
+
+@db.command()
+@directory_option
+@message_option
+@branch_label_option
+@rev_id_option
+@click.argument("revisions", nargs=-1)
+@with_appcontext
+def merge(**kwargs: t.Any) -> None:
+    """Merge revisions (usually two heads) into a new merge point revision."""
+    _run(core.merge, **kwargs)
+
+
+@db.command()
+@directory_option
+@sql_option
+@tag_option
+@x_arg_option
+@click.argument("revision", default="head")
+@with_appcontext
+def upgrade(**kwargs: t.Any) -> None:
+    """Upgrade the database to a later revision (default: head)."""
+    _run(core.upgrade, **kwargs)
+
+
+@db.command()
+@directory_option
+@sql_option
+@tag_option
+@x_arg_option
+@click.argument("revision", default="-1")
+@with_appcontext
+def downgrade(**kwargs: t.Any) -> None:
+    """Revert the database to an earlier revision (default: one step back)."""
+    _run(core.downgrade, **kwargs)
+
+
+@db.command()
+@directory_option
+@click.argument("revision", default="head")
+@with_appcontext
+def show(**kwargs: t.Any) -> None:
+    """Show the revision denoted by the given symbol."""
+    _run(core.show, **kwargs)
+
+
+@db.command()
+@directory_option
+@click.option(
+    "-r", "--rev-range", default=None,
+    help="Range of revisions to list, as [start]:[end].",
+)
+@verbose_option
+@click.option(
+    "-i", "--indicate-current", is_flag=True,
+    help="Mark the database's current revision (connects to the database).",
+)
+@with_appcontext
+def history(**kwargs: t.Any) -> None:
+    """List the revision scripts in chronological order."""
+    _run(core.history, **kwargs)
+
+
+@db.command()
+@directory_option
+@verbose_option
+@click.option(
+    "--resolve-dependencies", is_flag=True,
+    help="Treat dependency revisions as down revisions.",
+)
+@with_appcontext
+def heads(**kwargs: t.Any) -> None:
+    """Show the current heads of the script directory."""
+    _run(core.heads, **kwargs)
+
+
+@db.command()
+@directory_option
+@verbose_option
+@with_appcontext
+def branches(**kwargs: t.Any) -> None:
+    """Show the branch points of the script directory."""
+    _run(core.branches, **kwargs)
+
+
+@db.command()
+@directory_option
+@verbose_option
+@with_appcontext
+def current(**kwargs: t.Any) -> None:
+    """Show the current revision of each database."""
+    _run(core.current, **kwargs)
+
+
+@db.command()
+@directory_option
+@sql_option
+@tag_option
+@click.option(
+    "--purge", is_flag=True,
+    help="Empty the version table before stamping.",
+)
+@click.argument("revision", default="head")
+@with_appcontext
+def stamp(**kwargs: t.Any) -> None:
+    """Set the version table to a revision without running any migration."""
+    _run(core.stamp, **kwargs)
+
+
+@db.command()
+@directory_option
+@with_appcontext
+def check(**kwargs: t.Any) -> None:
+    """Exit with code 1 when the models differ from the database (no new revision)."""
+    _run(core.check, **kwargs)
