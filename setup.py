@@ -2,8 +2,47 @@
 import os
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+from setuptools.command.develop import develop
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# Installs the import hook that shims Flask-Script; must sit at the root of site-packages.
+PTH_FILE = "flask_migrate_compat.pth"
+
+
+class build_py_with_pth(build_py):
+    """build_py that also puts ``flask_migrate_compat.pth`` at the root of the wheel
+    (regular, from-sdist and PEP 660 editable wheels alike)."""
+
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False):
+            # Editable wheels (setuptools >= 64) ignore build_lib; what lands in
+            # install_lib (the unpacked editable wheel) is packed as it is.
+            target = self.get_finalized_command("install").install_lib
+        else:
+            target = self.build_lib
+        self.mkpath(target)
+        self.copy_file(os.path.join(HERE, PTH_FILE), os.path.join(target, PTH_FILE),
+                       preserve_mode=False)
+
+    def get_outputs(self, include_bytecode=1):
+        outputs = list(super().get_outputs(include_bytecode))
+        if not getattr(self, "editable_mode", False):
+            outputs.append(os.path.join(self.build_lib, PTH_FILE))
+        return outputs
+
+
+class develop_with_pth(develop):
+    """Legacy ``setup.py develop`` (what pip runs for ``pip install -e .`` when it does
+    not use PEP 660): put the .pth next to ``easy-install.pth``."""
+
+    def run(self):
+        super().run()
+        install_dir = getattr(self, "install_dir", None)
+        if install_dir and not getattr(self, "uninstall", False):
+            self.copy_file(os.path.join(HERE, PTH_FILE), os.path.join(install_dir, PTH_FILE),
+                           preserve_mode=False)
 
 
 def read(name):
@@ -25,6 +64,10 @@ setup(
     package_data={"flask_migrate_compat": ["templates/*/*"]},
     include_package_data=True,
     zip_safe=False,
+    cmdclass={"build_py": build_py_with_pth, "develop": develop_with_pth},
+    entry_points={
+        "console_scripts": ["flask-migrate-compat = flask_migrate_compat.runner:main"],
+    },
     python_requires=">=3.9",
     install_requires=[
         "Flask>=2.2",
@@ -32,6 +75,7 @@ setup(
         "Flask-SQLAlchemy>=2.5",
         "SQLAlchemy>=1.4",
         "alembic>=1.9",
+        "filelock>=3.0",
     ],
     extras_require={
         "script": ["Flask-Script>=2.0.6"],

@@ -11,6 +11,7 @@ stderr), 2 for a usage error (Click's own).
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import typing as t
@@ -18,7 +19,7 @@ import typing as t
 import click
 from flask.cli import with_appcontext
 
-from . import core
+from . import core, legacy
 
 #: Key under which the group callback leaves its options in ``ctx.meta``, which every
 #: sub-command's context shares (``ctx.obj`` belongs to Flask's ``ScriptInfo``).
@@ -51,6 +52,33 @@ branch_label_option = click.option(
 rev_id_option = click.option(
     "--rev-id", default=None, help="Revision id to use instead of a generated one.",
 )
+no_lock_option = click.option(
+    "--no-lock", is_flag=True,
+    help="Do not take the migration lock that makes concurrent runs on one database "
+         "wait for each other.",
+)
+lock_timeout_option = click.option(
+    "--lock-timeout", type=float, default=None, metavar="SECONDS",
+    help="Give up (exit code 1) after waiting this long for the migration lock "
+         "(default: MIGRATE_LOCK_TIMEOUT, else no limit).",
+)
+
+
+def sqlite_path_option(f: _F) -> _F:
+    """Add ``--use-new-sqlite-path`` to a command: it turns off the relative SQLite
+    path check (:func:`.legacy.check_sqlite_paths`) for that run."""
+
+    @functools.wraps(f)
+    def command(*args: t.Any, use_new_sqlite_path: bool = False, **kwargs: t.Any) -> t.Any:
+        with legacy.use_new_sqlite_path(use_new_sqlite_path):
+            return f(*args, **kwargs)
+
+    return click.option(
+        legacy.SQLITE_OVERRIDE_OPTION, "use_new_sqlite_path", is_flag=True,
+        help="Migrate the SQLite file a relative path means under Flask-SQLAlchemy 3 "
+             "(instance folder) even though the one relative to the working directory "
+             "(Flask-SQLAlchemy 2) holds a migrated database.",
+    )(command)  # type: ignore[return-value]
 
 
 def _new_revision_options(f: _F) -> _F:
@@ -182,6 +210,9 @@ def merge(**kwargs: t.Any) -> None:
 @sql_option
 @tag_option
 @x_arg_option
+@no_lock_option
+@lock_timeout_option
+@sqlite_path_option
 @click.argument("revision", default="head")
 @with_appcontext
 def upgrade(**kwargs: t.Any) -> None:
@@ -194,6 +225,9 @@ def upgrade(**kwargs: t.Any) -> None:
 @sql_option
 @tag_option
 @x_arg_option
+@no_lock_option
+@lock_timeout_option
+@sqlite_path_option
 @click.argument("revision", default="-1")
 @with_appcontext
 def downgrade(**kwargs: t.Any) -> None:
@@ -266,6 +300,9 @@ def current(**kwargs: t.Any) -> None:
     "--purge", is_flag=True,
     help="Empty the version table before stamping.",
 )
+@no_lock_option
+@lock_timeout_option
+@sqlite_path_option
 @click.argument("revision", default="head")
 @with_appcontext
 def stamp(**kwargs: t.Any) -> None:

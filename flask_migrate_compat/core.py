@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import typing as t
 
 from flask import current_app, has_app_context
+
+from . import legacy
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from flask import Flask
@@ -43,14 +46,16 @@ class _MigrateState:
 
     Committed ``env.py`` files of every Flask-Migrate generation read these attributes,
     so their names are a public contract: ``migrate`` (the :class:`Migrate` instance),
-    ``db`` (the Flask-SQLAlchemy extension), ``directory`` (str), ``configure_args``
-    (the keyword arguments for ``context.configure``) and ``metadata`` (the default
-    :class:`~sqlalchemy.MetaData`; Flask-Migrate 1.x stored ``db`` itself here).
+    ``db`` (the Flask-SQLAlchemy extension, seen through
+    :class:`.legacy.LegacyDB` under Flask-SQLAlchemy 3), ``directory`` (str),
+    ``configure_args`` (the keyword arguments for ``context.configure``) and
+    ``metadata`` (``db.metadata``: the default :class:`~sqlalchemy.MetaData`, or every
+    bind's tables when there are binds; Flask-Migrate 1.x stored ``db`` itself here).
     """
 
     def __init__(self, migrate: Migrate, db: t.Any, **configure_args: t.Any) -> None:
         self.migrate = migrate
-        self.db = db
+        self.db = legacy.wrap_db(db)  # old env.py spellings; see legacy.LegacyDB
         self.directory = migrate.directory
         self.configure_args = configure_args
 
@@ -77,7 +82,14 @@ class Migrate:
         type changes. Default ``True`` (Flask-Migrate 2.x defaulted to ``False``).
     :param render_as_batch: passed to ``context.configure``: autogenerate writes
         ``batch_alter_table`` blocks, which SQLite needs to alter tables. Default ``True``.
-    :param kwargs: any other keyword arguments for Alembic's ``context.configure``.
+    :param lock: take the migration lock (:mod:`.lock`) around ``upgrade``,
+        ``downgrade`` and ``stamp``, so that concurrent runs on one database wait for
+        each other. Default ``True``; the ``MIGRATE_LOCK = False`` application
+        setting and the ``--no-lock`` option also turn it off.
+    :param kwargs: any other keyword arguments for Alembic's ``context.configure``,
+        for example ``transaction_per_migration=True`` (default ``False``, Alembic's:
+        on PostgreSQL a failed ``upgrade`` then rolls back every revision of the run;
+        with ``True`` it keeps the revisions before the failed one).
     """
 
     def __init__(
@@ -88,8 +100,10 @@ class Migrate:
         command: str = "db",
         compare_type: bool = True,
         render_as_batch: bool = True,
+        lock: bool = True,
         **kwargs: t.Any,
     ) -> None:
+        self.lock = lock
         self.configure_callbacks: list[t.Callable[[Config], Config]] = []
         self.db = db
         self.command = command
@@ -108,6 +122,7 @@ class Migrate:
         command: str | None = None,
         compare_type: bool | None = None,
         render_as_batch: bool | None = None,
+        lock: bool | None = None,
         **kwargs: t.Any,
     ) -> None:
         """Register the extension on ``app``: store the state in
@@ -121,6 +136,7 @@ class Migrate:
         :param command: the name of the command group on ``app.cli``.
         :param compare_type: see :class:`Migrate`.
         :param render_as_batch: see :class:`Migrate`.
+        :param lock: see :class:`Migrate`.
         :param kwargs: more keyword arguments for ``context.configure``.
         """
         from .cli import db as db_group  # Click is already loaded by Flask: cheap
@@ -136,6 +152,8 @@ class Migrate:
             self.alembic_ctx_kwargs["compare_type"] = compare_type
         if render_as_batch is not None:
             self.alembic_ctx_kwargs["render_as_batch"] = render_as_batch
+        if lock is not None:
+            self.lock = lock
         app.extensions["migrate"] = _MigrateState(self, self.db, **self.alembic_ctx_kwargs)
         app.cli.add_command(db_group, name=self.command)
 
@@ -186,7 +204,7 @@ class Migrate:
             setattr(config.cmd_opts, opt, True)
         if not hasattr(config.cmd_opts, "x"):
             config.cmd_opts.x = _as_list(x_arg)
-        return self.call_configure_callbacks(config)
+        return legacy.adapt_config(self.call_configure_callbacks(config))
 
 
 def _as_list(x_arg: _XArgs) -> list[str]:
@@ -234,10 +252,35 @@ def _script_config(
     return migrate.get_config(path, x_arg=x_arg, opts=opts)
 
 
+def _lock_guard(sql: bool, no_lock: bool, lock_timeout: float | None) -> t.Any:
+    """The migration lock around a command that writes the version table
+    (:func:`.lock.command_guard`)."""
+    from .lock import command_guard
+
+    return command_guard(sql=sql, no_lock=no_lock, lock_timeout=lock_timeout)
+
+
 def _alembic() -> t.Any:
     from alembic import command
 
     return command
+
+
+def _check_target(config: Config, revision: str) -> None:
+    """Resolve a plain target revision before env.py runs.
+
+    Alembic resolves it only after env.py has connected and created the version
+    table; checking first means an unknown revision, or ``head`` with several heads,
+    fails with the database left exactly as it was. Relative (``-1``, ``ae10+2``) and
+    range (``a:b``) targets need the database or offline mode, so Alembic checks those.
+
+    :raises alembic.util.CommandError: unknown revision or ambiguous head.
+    """
+    if ":" in revision or re.search(r"[+-]\d+$", revision):
+        return
+    from alembic.script import ScriptDirectory
+
+    ScriptDirectory.from_config(config).get_revisions(revision)
 
 
 # -- commands ---------------------------------------------------------------------
@@ -320,10 +363,12 @@ def revision(
     :raises alembic.util.CommandError: for example when the database is not at head.
     """
     config = _script_config(directory, x_arg, ["autogenerate"] if autogenerate else None)
-    return _alembic().revision(
+    result = _alembic().revision(
         config, message, autogenerate=autogenerate, sql=sql, head=head, splice=splice,
         branch_label=branch_label, version_path=version_path, rev_id=rev_id,
     )
+    # Alembic returns an empty list when env.py dropped the empty script.
+    return None if isinstance(result, list) and not result else result
 
 
 def migrate(
@@ -379,6 +424,8 @@ def upgrade(
     sql: bool = False,
     tag: str | None = None,
     x_arg: _XArgs = None,
+    no_lock: bool = False,
+    lock_timeout: float | None = None,
 ) -> None:
     """Upgrade the database to ``revision`` (``alembic upgrade``).
 
@@ -386,9 +433,18 @@ def upgrade(
         with ``sql``, a ``start:end`` range may be given.
     :param sql: offline mode: write the SQL to standard output instead of running it.
     :param tag: an arbitrary tag passed to env.py (``context.get_tag_argument()``).
+    :param no_lock: do not take the migration lock (see :mod:`.lock`).
+    :param lock_timeout: seconds to wait for the migration lock held by another
+        process; default: the ``MIGRATE_LOCK_TIMEOUT`` setting, else no limit.
     :raises alembic.util.CommandError: unknown revision, or several heads with ``head``.
+    :raises MigrateError: lock timeout, unreachable database, or a revision failed on
+        a database without transactional DDL (the message names it).
     """
-    _alembic().upgrade(_script_config(directory, x_arg), revision, sql=sql, tag=tag)
+    legacy.check_sqlite_paths(offline=sql)
+    config = _script_config(directory, x_arg)
+    _check_target(config, revision)
+    with _lock_guard(sql, no_lock, lock_timeout):
+        _alembic().upgrade(config, revision, sql=sql, tag=tag)
 
 
 def downgrade(
@@ -397,6 +453,8 @@ def downgrade(
     sql: bool = False,
     tag: str | None = None,
     x_arg: _XArgs = None,
+    no_lock: bool = False,
+    lock_timeout: float | None = None,
 ) -> None:
     """Downgrade the database to ``revision`` (``alembic downgrade``).
 
@@ -404,10 +462,18 @@ def downgrade(
         offline mode ``-1`` means ``head:-1``, since there is no database to ask.
     :param sql: offline mode, as for :func:`upgrade`.
     :param tag: as for :func:`upgrade`.
+    :param no_lock: do not take the migration lock (see :mod:`.lock`).
+    :param lock_timeout: seconds to wait for the migration lock held by another
+        process; default: the ``MIGRATE_LOCK_TIMEOUT`` setting, else no limit.
+    :raises MigrateError: as for :func:`upgrade`.
     """
     if sql and revision == "-1":
         revision = "head:-1"
-    _alembic().downgrade(_script_config(directory, x_arg), revision, sql=sql, tag=tag)
+    legacy.check_sqlite_paths(offline=sql)
+    config = _script_config(directory, x_arg)
+    _check_target(config, revision)
+    with _lock_guard(sql, no_lock, lock_timeout):
+        _alembic().downgrade(config, revision, sql=sql, tag=tag)
 
 
 def show(directory: _PathLike | None = None, revision: str = "head") -> None:
@@ -468,16 +534,24 @@ def stamp(
     tag: str | None = None,
     purge: bool = False,
     x_arg: _XArgs = None,
+    no_lock: bool = False,
+    lock_timeout: float | None = None,
 ) -> None:
     """Write ``revision`` into the version table without running any migration
     (``alembic stamp``).
 
     :param purge: empty the version table first (needed when it holds an unknown
         revision).
+    :param no_lock: do not take the migration lock (see :mod:`.lock`).
+    :param lock_timeout: seconds to wait for the migration lock held by another
+        process; default: the ``MIGRATE_LOCK_TIMEOUT`` setting, else no limit.
+    :raises MigrateError: lock timeout or unreachable database.
     """
-    _alembic().stamp(
-        _script_config(directory, x_arg), revision, sql=sql, tag=tag, purge=purge
-    )
+    legacy.check_sqlite_paths(offline=sql)
+    config = _script_config(directory, x_arg)
+    _check_target(config, revision)
+    with _lock_guard(sql, no_lock, lock_timeout):
+        _alembic().stamp(config, revision, sql=sql, tag=tag, purge=purge)
 
 
 def check(directory: _PathLike | None = None, x_arg: _XArgs = None) -> None:
@@ -505,7 +579,10 @@ def error_message(exc: BaseException) -> str:
     """
     text = _known_error_text(exc)
     if text is None:
-        text = f"{type(exc).__name__}: {exc}{_where(exc)}"
+        # str() of a SyntaxError already ends with "(file name, line N)": keep only
+        # its message, _where() adds the full path.
+        detail = exc.msg if isinstance(exc, SyntaxError) and exc.msg else exc
+        text = f"{type(exc).__name__}: {detail}{_where(exc)}"
     return _redact(" ".join(text.split()))
 
 

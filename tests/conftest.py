@@ -252,6 +252,12 @@ class Project:
             [sys.executable, *args], cwd=self.path, env={**self.env, **(env or {})},
             capture_output=True, text=True, input=input, timeout=timeout,
         )
+        # No command may ever print a database password, whatever it does.
+        for password in _passwords(self.database.url, {**self.env, **(env or {})}):
+            for stream, text in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+                assert password not in (text or ""), (
+                    f"python {' '.join(args)} printed the database password on {stream}"
+                )
         if check and proc.returncode != 0:
             raise AssertionError(
                 f"python {' '.join(args)} exited {proc.returncode}\n"
@@ -269,6 +275,21 @@ class Project:
 
     def revisions(self, directory: str = "migrations") -> list[Path]:
         return sorted((self.path / directory / "versions").glob("*.py"))
+
+
+def _passwords(url: str, env: dict) -> set[str]:
+    """Passwords of the project's database URL and of DATABASE_URL-like variables."""
+    from urllib.parse import quote_plus
+
+    found = set()
+    for text in (url, *(v for k, v in env.items() if k.endswith("DATABASE_URL"))):
+        try:
+            password = sa.make_url(text).password if text else None
+        except Exception:  # noqa: BLE001 - not a URL: nothing to look for
+            password = None
+        if password:
+            found.update({str(password), quote_plus(str(password))})
+    return found
 
 
 def _forget_bytecode(path: Path) -> None:

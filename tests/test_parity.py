@@ -57,6 +57,8 @@ def sample_argv(command: click.Command) -> list[str]:
                 argv.append(flag)
             elif param.multiple:
                 argv += [flag, f"{param.name}=1", flag, f"{param.name}=2"]
+            elif isinstance(param.type, (click.types.IntParamType, click.types.FloatParamType)):
+                argv += [flag, "7"]
             else:
                 argv += [flag, f"value-of-{param.name}"]
     for param in command.params:

@@ -74,8 +74,14 @@ def process_revision_directives(context_, revision, directives):
     change in any database."""
     if user_hook is not None:
         user_hook(context_, revision, directives)
+    # Alembic calls this hook once per database, as each one is compared; only after
+    # the last one is the script complete (emptying it earlier makes Alembic fail on
+    # the next database with an IndexError).
     if directives and getattr(config.cmd_opts, "autogenerate", False):
-        if all(ops.is_empty() for ops in directives[0].upgrade_ops_list):
+        script = directives[0]
+        if len(script.upgrade_ops_list) < len(bind_names):
+            return
+        if all(ops.is_empty() for ops in script.upgrade_ops_list):
             directives[:] = []
             log.info("No changes in schema detected.")
 

@@ -1,0 +1,119 @@
+"""Import hook that applies the Flask-Script shims whenever ``flask_script`` is imported.
+
+``flask_migrate_compat.pth`` (installed at the root of site-packages) imports this
+module and calls :func:`install` at every interpreter start, unless the environment
+variable ``FLASK_MIGRATE_COMPAT_NO_HOOK`` is set to anything but ``0``. A legacy
+``manage.py`` usually imports ``flask_script`` before anything of ours, so the shims
+cannot wait for ``from flask_migrate_compat import MigrateCommand``.
+
+Start-up cost is what matters here: this module imports nothing but ``sys`` (already
+loaded), defines two small classes and puts one finder on ``sys.meta_path``. Flask and the
+shims (:mod:`flask_migrate_compat._flask_script_compat`) are loaded only when
+``flask_script`` itself is imported. No ``importlib.abc`` base classes: the import
+system only needs the methods.
+"""
+import sys
+
+_TARGET = "flask_script"
+_MARK = "_flask_migrate_compat_hook"
+
+
+class FlaskScriptFinder:
+    """``sys.meta_path`` finder that reacts to ``flask_script`` only: it asks the other
+    finders for the real spec and wraps its loader in a :class:`ShimmingLoader`."""
+
+    _flask_migrate_compat_hook = True
+
+    def find_spec(self, fullname, path=None, target=None):
+        """Return the real spec of ``flask_script`` with a shimming loader.
+
+        Args:
+            fullname (str): the module being imported.
+            path (list or None), target (module or None): passed on to the other finders.
+        Returns:
+            ModuleSpec or None: None for every other module, and when no other finder
+            knows ``flask_script`` (the import then fails as usual).
+        """
+        if fullname != _TARGET:
+            return None
+        for finder in tuple(sys.meta_path):
+            if getattr(finder, _MARK, False):
+                continue
+            find_spec = getattr(finder, "find_spec", None)
+            if find_spec is None:
+                continue
+            spec = find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        if loader is not None and hasattr(loader, "exec_module") \
+                and not isinstance(loader, ShimmingLoader):
+            spec.loader = ShimmingLoader(loader)
+        return spec
+
+    def __repr__(self):
+        return "<flask_migrate_compat FlaskScriptFinder>"
+
+
+class ShimmingLoader:
+    """Wraps the real loader of ``flask_script``: runs
+    :func:`~flask_migrate_compat._flask_script_compat.pre_import` before the module
+    executes and :func:`~flask_migrate_compat._flask_script_compat.post_import` after.
+    Any other attribute (``get_source``, ``get_filename``, ...) is the real loader's."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+    def create_module(self, spec):
+        create_module = getattr(self.loader, "create_module", None)
+        return None if create_module is None else create_module(spec)
+
+    def exec_module(self, module):
+        from flask_migrate_compat import _flask_script_compat as compat
+
+        compat.pre_import()
+        try:
+            self.loader.exec_module(module)
+        except BaseException:
+            compat.post_import(None)
+            raise
+        finally:
+            # From here on the module should show its real loader (inspect, linecache,
+            # importlib.resources); a reload finds it again through the finder.
+            module.__loader__ = self.loader
+            if getattr(module, "__spec__", None) is not None:
+                module.__spec__.loader = self.loader
+        compat.post_import(module)
+
+
+def installed() -> bool:
+    """True when a :class:`FlaskScriptFinder` is on ``sys.meta_path``."""
+    return any(getattr(finder, _MARK, False) for finder in sys.meta_path)
+
+
+def install() -> bool:
+    """Put the finder first on ``sys.meta_path`` (once).
+
+    Returns:
+        bool: True if installed now, False if it already was.
+    """
+    if installed():
+        return False
+    sys.meta_path.insert(0, FlaskScriptFinder())
+    return True
+
+
+def uninstall() -> bool:
+    """Remove the finder from ``sys.meta_path``.
+
+    Returns:
+        bool: True if one was removed.
+    """
+    before = len(sys.meta_path)
+    sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, _MARK, False)]
+    return len(sys.meta_path) != before

@@ -1,0 +1,425 @@
+"""Keeping migrations folders written by Flask-Migrate 1.x-2.7 working unchanged.
+
+A project's ``migrations/env.py`` and ``alembic.ini`` were written once, by whatever
+Flask-Migrate version ran ``db init``, and are the user's files: we never edit them.
+The ones written by Flask-Migrate 1.x-2.7 use spellings that Flask-SQLAlchemy 3 and
+SQLAlchemy 2 removed or changed. This module makes them work on today's stack:
+
+* :class:`LegacyDB`, the ``db`` of ``app.extensions['migrate']``: a view of the
+  application's Flask-SQLAlchemy object that adds the old spellings back
+  (``db.get_engine(app, bind)``, ``db.engine.url`` that ``str()`` renders usable,
+  ``db.metadata`` holding every bind's tables tagged ``t.info['bind_key']``). The
+  application's own ``db`` is not modified.
+* :func:`adapt_config`: env.py files up to Flask-Migrate 2.4 put
+  ``current_app.config['SQLALCHEMY_DATABASE_URI']`` itself into the Alembic config;
+  that value is swapped for the URL of the engine Flask-SQLAlchemy 3 actually uses
+  (relative SQLite paths resolved, ``%`` escaped for configparser).
+* :func:`check_sqlite_paths`: the relative SQLite path trap. Flask-SQLAlchemy 3 puts
+  ``sqlite:///app.db`` in the instance folder, Flask-SQLAlchemy 2 in the working
+  directory; migrating a fresh, empty file while the real database sits at the old
+  place is refused with one line naming both paths and the fixes.
+
+Passwords: the URL strings built here go into the Alembic config only, which env.py
+reads to connect; nothing here prints them.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import sys
+import typing as t
+
+from flask import current_app, has_app_context
+
+from . import core
+
+#: Name of the command line option that overrides :func:`check_sqlite_paths`.
+SQLITE_OVERRIDE_OPTION = "--use-new-sqlite-path"
+
+_use_new_sqlite_path: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "flask_migrate_compat_use_new_sqlite_path", default=False
+)
+
+
+# -- where did the caller's line come from -----------------------------------------
+
+
+def _caller_line() -> str:
+    """``"<file>, line <n>"`` of the nearest frame outside this module (the line of
+    env.py or of a revision script that used a legacy spelling)."""
+    frame = sys._getframe(1)
+    here = os.path.normcase(os.path.abspath(__file__))
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if os.path.normcase(os.path.abspath(filename)) != here:
+            return f"{filename}, line {frame.f_lineno}"
+        frame = frame.f_back
+    return "<unknown>"
+
+
+# -- the db view ----------------------------------------------------------------------
+
+
+_RevealingURL: t.Any = None  # defined on first use: importing SQLAlchemy is not free
+
+
+def _revealing_url(url: t.Any) -> t.Any:
+    """A copy of the SQLAlchemy ``URL`` whose ``str()`` includes the password.
+
+    SQLAlchemy 2.0 changed ``str(url)`` to mask the password as ``***`` (1.x showed
+    it). Flask-Migrate 2.5-2.7 env.py files build Alembic's ``sqlalchemy.url`` with
+    ``str(db.engine.url).replace('%', '%%')`` and connect with it, so with the masked
+    form a password-protected database refuses the connection. ``repr()`` still
+    masks, so logging the object shows no password.
+    """
+    global _RevealingURL
+    if _RevealingURL is None:
+        from sqlalchemy.engine import URL
+
+        class _RevealingURL(URL):  # type: ignore[no-redef]
+            __slots__ = ()
+
+            def __str__(self) -> str:
+                return self.render_as_string(hide_password=False)
+
+    if isinstance(url, _RevealingURL):
+        return url
+    return _RevealingURL(*url)
+
+
+def _legacy_engine(engine: t.Any) -> t.Any:
+    """The application's engine, as env.py expects ``db.engine``: a real
+    :class:`~sqlalchemy.engine.Engine` sharing the application's pool and dialect,
+    whose ``url`` stringifies with the password (see :func:`_revealing_url`)."""
+    view = engine.execution_options()  # an OptionEngine: same pool, own attributes
+    view.url = _revealing_url(engine.url)
+    return view
+
+
+class LegacyDB:
+    """What env.py sees as ``current_app.extensions['migrate'].db``.
+
+    Every attribute is the application's Flask-SQLAlchemy object's own, except the
+    spellings that Flask-Migrate 1.x-2.7 env.py files use and that broke:
+
+    * ``engine``: the default engine; ``str(db.engine.url)`` includes the password
+      again (masked since SQLAlchemy 2.0).
+    * ``get_engine(app=None, bind=None)``: the 2.x signature (3.0 removed ``app``,
+      renamed ``bind`` to ``bind_key``, deprecated it; 3.2 removes it).
+    * ``metadata``: when the application has binds, one MetaData with every model's
+      table, each tagged ``info['bind_key']`` (how Flask-SQLAlchemy 2 kept them;
+      3.0 splits them into ``db.metadatas``), with a warning-free ``tometadata``.
+
+    Attribute writes go to the application's object.
+
+    :param db: the application's Flask-SQLAlchemy extension instance.
+    """
+
+    __slots__ = ("_fmc_db",)
+
+    def __init__(self, db: t.Any) -> None:
+        object.__setattr__(self, "_fmc_db", db)
+
+    def __getattr__(self, name: str) -> t.Any:
+        return getattr(self._fmc_db, name)
+
+    def __setattr__(self, name: str, value: t.Any) -> None:
+        setattr(self._fmc_db, name, value)
+
+    def __repr__(self) -> str:
+        return f"<LegacyDB view of {self._fmc_db!r}>"
+
+    @property
+    def engine(self) -> t.Any:
+        """The default database's engine; ``str(engine.url)`` shows the password."""
+        return _legacy_engine(self._fmc_db.engine)
+
+    def get_engine(self, app: t.Any = None, bind: str | None = None,
+                   bind_key: str | None = None) -> t.Any:
+        """Flask-SQLAlchemy 2.x's ``get_engine``, also accepting 3.0's spellings.
+
+        :param app: ignored (the current application's engines are used), or a bind
+            key given positionally the 3.0 way (``db.get_engine("users")``).
+        :param bind: the bind key (2.x name); ``None`` or ``""`` for the default.
+        :param bind_key: the bind key (3.0 name).
+        :returns: the engine, as for :attr:`engine`.
+        :raises MigrateError: for a bind key that SQLALCHEMY_BINDS does not define.
+        """
+        if isinstance(app, str):
+            bind_key = app
+        key = bind_key if bind_key is not None else bind
+        engines = self._fmc_db.engines
+        try:
+            engine = engines[key or None]
+        except KeyError:
+            raise core.MigrateError(
+                f"{_caller_line()}: db.get_engine() asked for bind {key!r}, which "
+                f"SQLALCHEMY_BINDS does not define (it has: "
+                f"{', '.join(repr(k) for k in engines if k is not None) or 'nothing'})"
+            ) from None
+        return _legacy_engine(engine)
+
+    @property
+    def metadata(self) -> t.Any:
+        """The models' MetaData as env.py files before Flask-Migrate 4 expect it.
+
+        Without binds: the application's ``db.metadata`` itself. With binds: a new
+        MetaData holding a copy of every bind's tables (see :func:`combined_metadata`).
+        """
+        db = self._fmc_db
+        metadatas = getattr(db, "metadatas", None)
+        if not metadatas or list(metadatas) == [None]:
+            return db.metadata
+        return combined_metadata(metadatas, _caller_line)
+
+
+def combined_metadata(metadatas: t.Mapping[str | None, t.Any],
+                      where: t.Callable[[], str] = _caller_line) -> t.Any:
+    """One MetaData with every bind's tables, the way Flask-SQLAlchemy 2 kept them.
+
+    Flask-Migrate 1.x-2.7's multidb env.py picks a bind's tables from ``db.metadata``
+    by ``t.info.get('bind_key')`` and copies them with ``t.tometadata(m)``.
+    Flask-SQLAlchemy 3.0 gives each bind its own MetaData (and tags the MetaData, not
+    the tables). ``Table.tometadata`` was renamed ``to_metadata`` in SQLAlchemy 1.4;
+    the old name still exists in 2.0/2.1 but is deprecated, warns and is due for
+    removal. The tables here are copies, so the application's tables are not touched
+    and SQLAlchemy's ``Table`` class is not patched: only these copies carry the
+    ``bind_key`` tag and a ``tometadata`` attribute bound to ``to_metadata`` (no
+    deprecation warning, and no break when SQLAlchemy drops the old name).
+
+    :param metadatas: ``db.metadatas``: bind key (``None`` for the default) -> MetaData.
+    :param where: gives the caller's file and line, for the error message.
+    :returns: a new :class:`~sqlalchemy.MetaData`.
+    :raises MigrateError: when two binds have a table of the same name (possible only
+        since Flask-SQLAlchemy 3); such an env.py must select tables per bind.
+    """
+    import sqlalchemy as sa
+
+    default = metadatas.get(None)
+    combined = sa.MetaData(
+        naming_convention=getattr(default, "naming_convention", None) or {}
+    )
+    owner: dict[str, t.Any] = {}
+    for key, metadata in metadatas.items():
+        for table in metadata.tables.values():
+            if table.key in owner:
+                raise core.MigrateError(
+                    f"{where()}: table {table.key!r} exists in binds {owner[table.key]!r} "
+                    f"and {key!r}, so no single db.metadata can hold both (Flask-SQLAlchemy "
+                    "2 could not either): change this line to use "
+                    "db.metadatas[bind_key] for each bind"
+                )
+            owner[table.key] = key
+            copy = table.to_metadata(combined)
+            copy.info = dict(table.info, bind_key=key)
+            # Table.tometadata: deprecated since SQLAlchemy 1.4; alias on our copy only.
+            copy.tometadata = copy.to_metadata
+    return combined
+
+
+def wrap_db(db: t.Any) -> t.Any:
+    """The object to store as ``app.extensions['migrate'].db``.
+
+    :param db: the application's Flask-SQLAlchemy extension (or ``None``).
+    :returns: a :class:`LegacyDB` view for Flask-SQLAlchemy 3 (recognised by its
+        ``engines`` mapping); ``db`` itself for 2.x (whose spellings are the legacy
+        ones already), ``None`` or an object that is already a view.
+    """
+    if db is None or isinstance(db, LegacyDB) or not hasattr(type(db), "engines"):
+        return db
+    return LegacyDB(db)
+
+
+def unwrap(db: t.Any) -> t.Any:
+    """The application's Flask-SQLAlchemy object behind a :class:`LegacyDB` view.
+
+    :param db: a view or the object itself.
+    :returns: the application's object.
+    """
+    if isinstance(db, LegacyDB):
+        return object.__getattribute__(db, "_fmc_db")
+    return db
+
+
+# -- the Alembic config ------------------------------------------------------------------
+
+
+def _configured_urls(config: t.Mapping[str, t.Any]) -> list[tuple[str | None, t.Any]]:
+    """``(bind key, URL as configured)`` for the default database and every bind."""
+    found: list[tuple[str | None, t.Any]] = []
+    if config.get("SQLALCHEMY_DATABASE_URI") is not None:
+        found.append((None, config["SQLALCHEMY_DATABASE_URI"]))
+    for key, value in (config.get("SQLALCHEMY_BINDS") or {}).items():
+        if isinstance(value, dict):  # Flask-SQLAlchemy 3: engine options per bind
+            value = value.get("url")
+        if value is not None:
+            found.append((key, value))
+    return found
+
+
+def engine_url_option(value: t.Any) -> t.Any:
+    """The value to store for ``sqlalchemy.url`` instead of ``value``.
+
+    When ``value`` is one of the application's configured database URLs as written
+    in ``app.config`` (what Flask-Migrate 1.x-2.4 env.py files pass), return the URL of
+    the engine Flask-SQLAlchemy 3 built from it instead: the same database the
+    application uses (a relative SQLite path is resolved under the instance folder
+    since Flask-SQLAlchemy 3.0), with its password, and with ``%`` doubled because
+    Alembic reads the option through configparser interpolation (a URL-encoded
+    password such as ``p%40ss`` made those env.py files fail with "invalid
+    interpolation syntax" on every version). Anything else is returned unchanged.
+
+    :param value: what env.py passed to ``set_main_option``/``set_section_option``.
+    :returns: the string to store, or ``value``.
+    """
+    if not has_app_context():
+        return value
+    state = current_app.extensions.get("migrate")
+    engines = getattr(unwrap(getattr(state, "db", None)), "engines", None)
+    if engines is None:
+        return value
+    for key, configured in _configured_urls(current_app.config):
+        if value is configured or (isinstance(value, str) and value == configured):
+            engine = engines.get(key)
+            if engine is None:
+                return value
+            return engine.url.render_as_string(hide_password=False).replace("%", "%%")
+    return value
+
+
+def adapt_config(config: t.Any) -> t.Any:
+    """Make ``sqlalchemy.url`` writes of legacy env.py files safe (see
+    :func:`engine_url_option`). Other options and other values are stored as given.
+
+    :param config: an Alembic :class:`~alembic.config.Config`.
+    :returns: the same object.
+    """
+    if getattr(config, "_fmc_legacy_urls", False):
+        return config
+    set_section_option = config.set_section_option  # set_main_option calls this
+
+    def set_url_aware(section: str, name: str, value: t.Any) -> None:
+        if name == "sqlalchemy.url":
+            value = engine_url_option(value)
+        set_section_option(section, name, value)
+
+    config.set_section_option = set_url_aware
+    config._fmc_legacy_urls = True
+    return config
+
+
+# -- the relative SQLite path trap -------------------------------------------------------
+
+
+@contextlib.contextmanager
+def use_new_sqlite_path(enabled: bool = True) -> t.Iterator[None]:
+    """Within the block, :func:`check_sqlite_paths` lets commands proceed (what the
+    ``--use-new-sqlite-path`` option does, for Python callers).
+
+    :param enabled: ``False`` leaves the check on (convenient for front ends).
+    """
+    token = _use_new_sqlite_path.set(bool(enabled) or _use_new_sqlite_path.get())
+    try:
+        yield
+    finally:
+        _use_new_sqlite_path.reset(token)
+
+
+def _has_table(path: str, table: str) -> bool:
+    """Whether the SQLite file ``path`` exists and has ``table``; opened read-only, so
+    nothing is created or changed."""
+    if not os.path.isfile(path):
+        return False
+    import sqlite3
+    from urllib.parse import quote
+
+    try:
+        conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return False
+    try:
+        row = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).fetchone()
+        return row is not None
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
+
+
+def moved_sqlite_database(configured: t.Any, engine_url: t.Any,
+                          version_table: str = "alembic_version") -> tuple[str, str] | None:
+    """Detect the relative SQLite path trap for one database.
+
+    :param configured: the URL as written in the application's config.
+    :param engine_url: the URL of the engine Flask-SQLAlchemy built from it.
+    :param version_table: Alembic's version table name.
+    :returns: ``(old path, new path)`` when a relative SQLite path now resolves to a
+        file without the version table while the same path taken from the working
+        directory holds a migrated database; else ``None``.
+    """
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(configured)
+    except Exception:  # noqa: BLE001 - Flask-SQLAlchemy reports unusable URLs itself
+        return None
+    if url.get_backend_name() != "sqlite":
+        return None
+    raw = url.database or ""
+    if not raw or raw == ":memory:" or raw.startswith("file:") or os.path.isabs(raw):
+        return None
+    new_path = engine_url.database or ""
+    if not new_path or new_path == ":memory:" or new_path.startswith("file:"):
+        return None
+    old_path, new_path = os.path.abspath(raw), os.path.abspath(new_path)
+    if old_path == new_path or _has_table(new_path, version_table):
+        return None
+    if not _has_table(old_path, version_table):
+        return None
+    return old_path, new_path
+
+
+def check_sqlite_paths(offline: bool = False) -> None:
+    """Refuse to migrate a new SQLite file while the migrated one sits elsewhere.
+
+    Flask-SQLAlchemy 3.0 resolves a relative ``sqlite:///app.db`` under the
+    application's instance folder; 2.x (and so every project set up with it) used the
+    working directory. Run unchanged, ``upgrade`` would create an empty
+    ``instance/app.db`` and migrate it from scratch while the real data stays in
+    ``./app.db``. Called at the start of ``upgrade``, ``downgrade`` and ``stamp``.
+
+    :param offline: ``--sql`` mode (no database is touched): no check.
+    :raises MigrateError: naming both paths and the fixes (an absolute URI, or
+        moving the file), unless :func:`use_new_sqlite_path` or the
+        ``--use-new-sqlite-path`` option is in effect.
+    """
+    if offline or _use_new_sqlite_path.get() or not has_app_context():
+        return
+    state = current_app.extensions.get("migrate")
+    engines = getattr(unwrap(getattr(state, "db", None)), "engines", None)
+    if engines is None:  # Flask-SQLAlchemy 2 resolved paths like the application did
+        return
+    version_table = (getattr(state, "configure_args", None) or {}).get(
+        "version_table", "alembic_version"
+    )
+    for key, configured in _configured_urls(current_app.config):
+        engine = engines.get(key)
+        if engine is None:
+            continue
+        moved = moved_sqlite_database(configured, engine.url, version_table)
+        if moved is None:
+            continue
+        old_path, new_path = moved
+        setting = ("SQLALCHEMY_DATABASE_URI" if key is None
+                   else f"SQLALCHEMY_BINDS[{key!r}]")
+        raise core.MigrateError(
+            f"{setting} {str(configured)!r} now means {new_path}, which has no "
+            f"migrations (Flask-SQLAlchemy 3 puts relative SQLite paths in the instance "
+            f"folder), but {old_path} (the same path from the working directory, where "
+            f"Flask-SQLAlchemy 2 put it) holds the migrated database: set {setting} to "
+            f"'sqlite:///{old_path}' (an absolute path), or move {old_path} to "
+            f"{new_path}; to use {new_path} anyway, pass {SQLITE_OVERRIDE_OPTION}"
+        )

@@ -1,0 +1,446 @@
+"""The migration lock: one ``db upgrade``/``downgrade``/``stamp`` at a time per database.
+
+Deploy pipelines often start several containers at once, each running ``db upgrade``
+against the same database. Alembic has no lock of its own, so concurrent runs race:
+some die on "relation already exists" / "duplicate key" errors and a database without
+transactional DDL can be left half-migrated. :func:`guard` serialises them:
+
+* PostgreSQL: a session-level advisory lock (``pg_try_advisory_lock``);
+* MySQL/MariaDB: a named lock (``GET_LOCK``);
+* SQLite: an OS file lock (the ``filelock`` library) on a file beside the database
+  (``<database file>.<version table>.lock``; the file stays, the lock does not).
+
+The lock is taken on a connection of its own, kept apart from the one env.py migrates
+on and held in autocommit mode so that it never holds a snapshot or a table lock. Its
+key is the database the server reports (or the SQLite file) plus the version table and
+its schema, so two applications on one server, or one database with two version
+tables, do not block each other. A process that has to wait says so on stderr, polls,
+and then runs its command: usually it finds the database at head and does nothing.
+
+The lock is released on every way out of the command: a normal return, an exception,
+Ctrl-C (``KeyboardInterrupt``) and SIGTERM, which :func:`guard` turns into
+:class:`Terminated` while it holds the lock. When the process dies anyway (SIGKILL, a
+crash), the server drops the lock with the session and the OS drops the file lock.
+
+This module also words two kinds of failure for the terminal: a database that cannot
+be reached (naming host and database, never the password), and a revision that fails
+on a database without transactional DDL (naming the revision, which may be half-applied).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import signal
+import sys
+import threading
+import time
+import typing as t
+
+from .core import MigrateError
+
+#: Seconds between two attempts to take a lock held by another process.
+POLL_INTERVAL = 0.1
+
+#: Longest lock name MySQL accepts in ``GET_LOCK`` (5.7 and later, MariaDB).
+_MYSQL_LOCK_NAME_MAX = 64
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread when the process receives SIGTERM during a guarded
+    command.
+
+    A subclass of :class:`KeyboardInterrupt` so that it is handled like Ctrl-C:
+    ``except Exception`` clauses in Alembic and the application do not swallow it,
+    and psycopg cancels the statement running on the server before giving up the
+    connection (it does that for ``KeyboardInterrupt`` only).
+    """
+
+
+def _describe(url: t.Any) -> str:
+    """The URL as a string without user name and password: safe to print."""
+    try:
+        return url.set(username=None, password=None).render_as_string(hide_password=True)
+    except AttributeError:  # SQLAlchemy < 1.4 has no URL.set()
+        return f"{url.drivername}://{url.host or ''}/{url.database or ''}"
+
+
+def _where(url: t.Any) -> str:
+    """``<backend> database 'name' on host:port`` for error messages."""
+    if url.get_backend_name() == "sqlite":
+        return f"SQLite database {url.database!r}"
+    host = url.host or "localhost"
+    if url.port:
+        host = f"{host}:{url.port}"
+    return f"{url.get_backend_name()} database {url.database!r} on {host}"
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+    return lines[0] if lines else type(orig).__name__
+
+
+# -- lock backends ---------------------------------------------------------------------
+
+
+class _Lock:
+    """One database's lock. ``key`` orders and de-duplicates locks of one command."""
+
+    key: str
+    label: str
+
+    def try_acquire(self) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def release(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class _ServerLock(_Lock):
+    """PostgreSQL advisory lock or MySQL/MariaDB named lock on a dedicated connection."""
+
+    def __init__(self, engine: t.Any, version_table: str, schema: str | None) -> None:
+        import sqlalchemy as sa
+
+        self._sa = sa
+        self.backend = engine.url.get_backend_name()
+        self.label = _describe(engine.url)
+        try:
+            connection = engine.connect()
+        except sa.exc.DBAPIError as exc:
+            raise MigrateError(
+                f"cannot connect to the {_where(engine.url)}: {_first_line(exc)}"
+            ) from None
+        # Autocommit: the lock connection must not sit "idle in transaction", which
+        # would hold a snapshot (PostgreSQL's CREATE INDEX CONCURRENTLY waits for it).
+        self.connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            if self.backend == "postgresql":
+                database = self._scalar("SELECT current_database()")
+            else:
+                database = self._scalar("SELECT DATABASE()")
+        except BaseException:
+            self._discard()
+            raise
+        # The server's own name for the database, so that two URLs reaching it
+        # differently (localhost / 127.0.0.1, another user) still share one lock.
+        self.key = f"{self.backend}:{database}:{schema or ''}.{version_table}"
+        digest = hashlib.sha256(self.key.encode("utf-8")).digest()
+        # PostgreSQL takes a signed 64-bit key; MySQL a name of up to 64 characters.
+        self._pg_key = int.from_bytes(digest[:8], "big", signed=True)
+        self._mysql_name = ("flask_migrate:" + digest.hex())[:_MYSQL_LOCK_NAME_MAX]
+
+    def _scalar(self, sql: str, **params: t.Any) -> t.Any:
+        return self.connection.execute(self._sa.text(sql), params).scalar()
+
+    def try_acquire(self) -> bool:
+        if self.backend == "postgresql":
+            return bool(self._scalar("SELECT pg_try_advisory_lock(:k)", k=self._pg_key))
+        # GET_LOCK returns 1 (taken), 0 (timed out) or NULL (error).
+        return self._scalar("SELECT GET_LOCK(:n, 0)", n=self._mysql_name) == 1
+
+    def release(self) -> None:
+        try:
+            if self.backend == "postgresql":
+                self._scalar("SELECT pg_advisory_unlock(:k)", k=self._pg_key)
+            else:
+                self._scalar("SELECT RELEASE_LOCK(:n)", n=self._mysql_name)
+        except BaseException:
+            # The server releases a session's locks when the session ends: make sure
+            # this connection is closed rather than returned to the pool.
+            self._discard()
+            raise
+        self.connection.close()
+
+    def _discard(self) -> None:
+        with contextlib.suppress(Exception):
+            self.connection.invalidate()
+        with contextlib.suppress(Exception):
+            self.connection.close()
+
+
+class _FileLock(_Lock):
+    """SQLite: an OS-level lock on ``<database file>.<version table>.lock``."""
+
+    def __init__(self, path: str, version_table: str, schema: str | None) -> None:
+        import filelock
+
+        path = os.path.abspath(path)
+        # filelock creates missing parent folders for its lock file; SQLite does not
+        # create them for the database. Fail as SQLite would instead of quietly
+        # making a new folder (and an empty database) from a mistyped path.
+        if not os.path.isdir(os.path.dirname(path)):
+            raise MigrateError(
+                f"cannot connect to the SQLite database {path!r}: unable to open "
+                f"database file (folder {os.path.dirname(path)!r} does not exist)"
+            )
+        name = f"{schema}.{version_table}" if schema else version_table
+        self.key = f"sqlite:{path}:{name}"
+        self.label = path
+        self._lock = filelock.FileLock(f"{path}.{name}.lock")
+
+    def try_acquire(self) -> bool:
+        import filelock
+
+        try:
+            self._lock.acquire(timeout=0)
+        except filelock.Timeout:
+            return False
+        return True
+
+    def release(self) -> None:
+        self._lock.release()
+
+
+def _make_lock(engine: t.Any, version_table: str, schema: str | None) -> _Lock | None:
+    url = engine.url
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        path = url.database
+        if not path or path == ":memory:" or path.startswith("file:"):
+            return None  # an in-memory database belongs to this process alone
+        return _FileLock(path, version_table, schema)
+    if backend in ("postgresql", "mysql", "mariadb"):
+        return _ServerLock(engine, version_table, schema)
+    return None  # no lock primitive we know of: run unguarded, as Alembic does
+
+
+# -- which engines ---------------------------------------------------------------------
+
+
+def app_engines(app: t.Any, db: t.Any) -> dict[str, t.Any]:
+    """The engines of the application's default database and of every bind.
+
+    :param app: the :class:`~flask.Flask` application.
+    :param db: its Flask-SQLAlchemy extension (``db.engines`` in 3.x, or
+        ``db.get_engine(app, bind)`` in 2.x).
+    :returns: ``{name: Engine}``, the default database first under ``""`` (the name
+        the multidb template gives it), then each key of ``SQLALCHEMY_BINDS``.
+    """
+    binds = list(app.config.get("SQLALCHEMY_BINDS") or {})
+    engines = getattr(db, "engines", None)
+    if engines is not None:
+        found = {"": engines[None]}
+        found.update((name, engines[name]) for name in binds)
+        return found
+    found = {"": db.get_engine(app)}
+    found.update((name, db.get_engine(app, bind=name)) for name in binds)
+    return found
+
+
+# -- the guard -------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> t.Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` while the block runs (main thread only:
+    Python runs signal handlers there and nowhere else)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: t.Any) -> None:
+        raise Terminated(f"terminated by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _acquire_all(locks: list[_Lock], timeout: float | None, out: t.TextIO) -> None:
+    """Take every lock in order, waiting for each; see :func:`guard`."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for lock in locks:
+        said = False
+        while not lock.try_acquire():
+            if not said:
+                out.write(
+                    f"Waiting for the migration lock on {lock.label} "
+                    "held by another process...\n"
+                )
+                out.flush()
+                said = True
+            if deadline is not None and time.monotonic() >= deadline:
+                raise MigrateError(
+                    f"timed out after {timeout:g} s waiting for the migration lock on "
+                    f"{lock.label}: another process is still migrating this database "
+                    "(retry later, raise --lock-timeout, or stop the other process)"
+                )
+            pause = POLL_INTERVAL
+            if deadline is not None:
+                pause = max(0.0, min(pause, deadline - time.monotonic()))
+            time.sleep(pause)
+
+
+@contextlib.contextmanager
+def guard(
+    engines: t.Mapping[str, t.Any],
+    version_table: str = "alembic_version",
+    version_table_schema: str | None = None,
+    lock: bool = True,
+    timeout: float | None = None,
+    stderr: t.TextIO | None = None,
+) -> t.Iterator[None]:
+    """Run a migration command under the migration lock of every database in
+    ``engines``, and word its failures for the terminal.
+
+    Locks are taken in a fixed order (sorted by key), so that two processes guarding
+    the same databases cannot deadlock, and released in reverse order on every way
+    out, including :class:`KeyboardInterrupt` and SIGTERM (raised as
+    :class:`Terminated` inside the block).
+
+    :param engines: ``{bind name: Engine}`` of the databases the command migrates
+        (``""`` for the default one, as :func:`app_engines` returns); engines
+        reaching one database share one lock.
+    :param version_table: the version table's name (part of the lock key).
+    :param version_table_schema: the version table's schema, or ``None``.
+    :param lock: ``False`` runs the block without any lock (failures are still worded).
+    :param timeout: seconds to wait for a lock held by another process; ``None``
+        waits for as long as it takes.
+    :param stderr: where to say that the process waits; default ``sys.stderr``.
+    :raises MigrateError: when a database cannot be reached, when ``timeout`` runs
+        out, or when a revision fails on a database without transactional DDL (the
+        message names the revision); the front ends exit with code 1.
+    :raises Terminated: on SIGTERM, after releasing the locks.
+    """
+    out = stderr if stderr is not None else sys.stderr
+    with _sigterm_raises():
+        held: list[_Lock] = []
+        try:
+            if lock:
+                locks: dict[str, _Lock] = {}
+                try:
+                    for engine in engines.values():
+                        made = _make_lock(engine, version_table, version_table_schema)
+                        if made is not None:
+                            locks.setdefault(made.key, made)
+                except BaseException:
+                    for made in locks.values():
+                        if isinstance(made, _ServerLock):
+                            made._discard()
+                    raise
+                ordered = [locks[key] for key in sorted(locks)]
+                try:
+                    for made in ordered:
+                        _acquire_all([made], timeout, out)
+                        held.append(made)
+                finally:
+                    for made in ordered:
+                        if made not in held and isinstance(made, _ServerLock):
+                            made._discard()
+            try:
+                yield
+            except Exception as exc:
+                raise _worded(exc, engines) from exc
+        finally:
+            for made in reversed(held):
+                # An error releasing one lock must not keep the others held.
+                with contextlib.suppress(Exception):
+                    made.release()
+
+
+def _worded(exc: Exception, engines: t.Mapping[str, t.Any]) -> Exception:
+    """``exc``, or a :class:`MigrateError` that explains it better."""
+    if isinstance(exc, MigrateError):
+        return exc
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    failed = _failed_revision(exc)
+    if failed is not None:
+        revision, function = failed
+        engine = _engine_of(function, engines)
+        if engine is not None and not _transactional_ddl(engine):
+            return MigrateError(
+                f"revision {revision} failed in {function}() on the {_where(engine.url)}: "
+                f"{_first_line(exc)}. This database cannot roll back schema changes, so "
+                f"it may hold part of revision {revision} although its version table "
+                "does not list it: compare the database with the revision script, "
+                "repair or undo the partial changes by hand, then run the command again"
+            )
+        if engine is not None:
+            return MigrateError(
+                f"revision {revision} failed in {function}() on the {_where(engine.url)}: "
+                f"{_first_line(exc)}. Its transaction was rolled back, so the database "
+                "is at the revision its version table names ('db current' shows it)"
+            )
+        return exc
+    if sa_exc is not None and isinstance(exc, sa_exc.DBAPIError) and exc.statement is None:
+        # No statement: the failure happened while connecting.
+        where = " or ".join(_where(engine.url) for engine in engines.values())
+        return MigrateError(f"cannot connect to the {where}: {_first_line(exc)}")
+    return exc
+
+
+def _failed_revision(exc: BaseException) -> tuple[str, str] | None:
+    """``(revision id, function name)`` of the revision script frame the exception
+    went through, or ``None`` when it did not come from a revision script."""
+    tb = exc.__traceback__
+    found = None
+    while tb is not None:
+        f_globals = tb.tb_frame.f_globals
+        if "down_revision" in f_globals and isinstance(f_globals.get("revision"), str):
+            found = (f_globals["revision"], tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    return found
+
+
+def _engine_of(function: str, engines: t.Mapping[str, t.Any]) -> t.Any:
+    """The engine a revision function runs on: multidb scripts name the bind in the
+    function (``upgrade_<bind>``, ``upgrade_`` for the default one); single-database
+    scripts run on the default engine."""
+    for prefix in ("upgrade_", "downgrade_"):
+        if function.startswith(prefix) and function[len(prefix):] in engines:
+            return engines[function[len(prefix):]]
+    return engines.get("")
+
+
+def _transactional_ddl(engine: t.Any) -> bool:
+    from alembic.ddl.impl import DefaultImpl
+
+    try:
+        return bool(DefaultImpl.get_by_dialect(engine.dialect).transactional_ddl)
+    except Exception:  # noqa: BLE001 - unknown dialect: do not claim anything
+        return True
+
+
+def command_guard(
+    sql: bool = False, no_lock: bool = False, lock_timeout: float | None = None
+) -> t.ContextManager[None]:
+    """The :func:`guard` for a ``upgrade``/``downgrade``/``stamp`` command of the
+    current application (needs an application context).
+
+    The lock is on unless ``sql`` (offline mode touches no database), ``no_lock``
+    (``--no-lock``), ``Migrate(..., lock=False)`` or the ``MIGRATE_LOCK = False``
+    application setting says otherwise. ``lock_timeout`` defaults to the
+    ``MIGRATE_LOCK_TIMEOUT`` setting (seconds; unset: wait without limit).
+
+    :param sql: the command runs in offline mode.
+    :param no_lock: do not take the lock.
+    :param lock_timeout: seconds to wait for the lock, or ``None``.
+    :returns: a context manager to run the Alembic command in.
+    :raises MigrateError: without an application context or Migrate extension.
+    """
+    from flask import current_app
+
+    from .core import _state
+
+    state = _state()
+    if sql:
+        return contextlib.nullcontext()
+    config = current_app.config
+    enabled = (
+        not no_lock
+        and getattr(state.migrate, "lock", True)
+        and bool(config.get("MIGRATE_LOCK", True))
+    )
+    if lock_timeout is None and config.get("MIGRATE_LOCK_TIMEOUT") is not None:
+        lock_timeout = float(config["MIGRATE_LOCK_TIMEOUT"])
+    return guard(
+        app_engines(current_app, state.db),
+        version_table=state.configure_args.get("version_table") or "alembic_version",
+        version_table_schema=state.configure_args.get("version_table_schema"),
+        lock=enabled,
+        timeout=lock_timeout,
+    )

@@ -1,0 +1,188 @@
+"""The zero-edit runner: ``python -m flask_migrate_compat path/to/manage.py db upgrade``
+(or the ``flask-migrate-compat`` console script).
+
+It runs an unmodified Flask-Script ``manage.py`` the way ``python manage.py`` would
+(``__name__ == '__main__'``, ``__file__`` its absolute path, ``sys.path[0]`` its
+folder, its arguments in ``sys.argv``) with two differences that make it work on
+today's stack:
+
+* Flask-Script's compatibility shims are applied first
+  (:func:`flask_migrate_compat._flask_script_compat.apply`).
+* While the script runs, an import finder serves ``flask_migrate`` from this package
+  when the installed Flask-Migrate has no ``MigrateCommand`` (3.0 removed it) or is not
+  installed, and serves the ``flask.ext.<name>`` spellings (removed in Flask 1.0) from
+  ``flask_<name>``. When the script ends, one line on stderr lists what was served
+  from where (nothing is printed when nothing was redirected).
+
+Nothing is written to disk. One difference from ``python manage.py``: ``sys.argv[0]``
+is the script's absolute path (``runpy`` sets it from the path it runs); Flask-Script
+only uses its base name.
+"""
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import runpy
+import sys
+import typing as t
+
+USAGE = "usage: flask-migrate-compat path/to/manage.py [arguments for manage.py...]"
+
+
+def _migrate_redirect_reason() -> str | None:
+    """Why ``flask_migrate`` must be served by this package, or ``None`` when the
+    installed Flask-Migrate offers ``MigrateCommand`` itself (2.x)."""
+    try:
+        spec = importlib.util.find_spec("flask_migrate")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.origin or not os.path.isfile(spec.origin):
+        return "Flask-Migrate is not installed"
+    # Read, don't import: importing Flask-Migrate 2.x would import Flask-Script too.
+    try:
+        with open(spec.origin, encoding="utf-8") as f:
+            has_command = "MigrateCommand" in f.read()
+    except OSError:
+        has_command = False
+    if has_command:
+        return None
+    version = ""
+    try:
+        from importlib.metadata import version as dist_version
+
+        version = " " + dist_version("Flask-Migrate")
+    except Exception:  # noqa: BLE001 - the version only decorates the message
+        pass
+    return f"the installed Flask-Migrate{version} has no MigrateCommand"
+
+
+class _AliasLoader(importlib.abc.Loader):
+    """Loads a module name as another, already importable module: executing the alias
+    puts the target module itself under the alias in ``sys.modules``, so both names
+    give the same object."""
+
+    def __init__(self, finder: LegacyImportFinder, target: str) -> None:
+        self.finder = finder
+        self.target = target
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
+        return None
+
+    def exec_module(self, module: t.Any) -> None:
+        import importlib
+
+        name = module.__spec__.name
+        target = importlib.import_module(self.target)
+        sys.modules[name] = target  # the import statement returns sys.modules[name]
+        self.finder.report(name, self.target)
+
+
+class _PackageLoader(importlib.abc.Loader):
+    """Loads ``flask.ext``: an empty package whose submodules the finder serves."""
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
+        return None
+
+    def exec_module(self, module: t.Any) -> None:
+        module.__path__ = []
+
+
+class LegacyImportFinder(importlib.abc.MetaPathFinder):
+    """A ``sys.meta_path`` finder for the legacy import spellings of a ``manage.py``.
+
+    :param migrate_reason: why ``flask_migrate`` is redirected to this package, or
+        ``None`` to leave ``flask_migrate`` alone.
+    :param stream: where to report redirections (default ``sys.stderr``).
+    """
+
+    def __init__(self, migrate_reason: str | None, stream: t.Any = None) -> None:
+        self.migrate_reason = migrate_reason
+        self.stream = stream
+        self.served: dict[str, str] = {}
+
+    def report(self, name: str, target: str) -> None:
+        """Remember that ``name`` was served by the module ``target``."""
+        if target == "flask_migrate" and self.migrate_reason is not None:
+            target = "flask_migrate_compat"
+        self.served.setdefault(name, target)
+
+    def summary(self) -> str | None:
+        """The one line describing every redirection, or ``None`` when there was none."""
+        if not self.served:
+            return None
+        pairs = ", ".join(f"{name} -> {target}" for name, target in self.served.items())
+        reasons = []
+        if "flask_migrate_compat" in self.served.values():
+            reasons.append(str(self.migrate_reason))
+        if any(name.startswith("flask.ext.") for name in self.served):
+            reasons.append("flask.ext was removed in Flask 1.0")
+        return f"flask-migrate-compat: imports served: {pairs} ({'; '.join(reasons)})"
+
+    def find_spec(self, fullname: str, path: t.Any = None,
+                  target: t.Any = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname == "flask_migrate" and self.migrate_reason is not None:
+            return importlib.util.spec_from_loader(
+                fullname, _AliasLoader(self, "flask_migrate_compat"))
+        if fullname == "flask.ext":
+            return importlib.util.spec_from_loader(
+                fullname, _PackageLoader(), is_package=True)
+        if fullname.startswith("flask.ext.") and fullname.count(".") == 2:
+            name = fullname.rsplit(".", 1)[1]
+            return importlib.util.spec_from_loader(
+                fullname, _AliasLoader(self, f"flask_{name}"))
+        return None
+
+
+def run_script(script: str, args: t.Sequence[str]) -> None:
+    """Run ``script`` as ``__main__`` with the legacy import spellings served and the
+    Flask-Script shims applied; ``sys.argv``, ``sys.path``, ``sys.meta_path`` and
+    ``sys.modules['__main__']`` are restored afterwards.
+
+    :param script: path to the script (``manage.py``).
+    :param args: its command line arguments.
+    :raises SystemExit: whatever the script exits with (``manager.run()`` always exits).
+    """
+    from . import _flask_script_compat
+
+    _flask_script_compat.apply()
+    path = os.path.abspath(script)
+    finder = LegacyImportFinder(_migrate_redirect_reason())
+    saved_argv, saved_path0 = sys.argv[:], sys.path[0] if sys.path else None
+    sys.argv[:] = [script, *args]
+    if sys.path:
+        sys.path[0] = os.path.dirname(path)
+    else:
+        sys.path.append(os.path.dirname(path))
+    sys.meta_path.insert(0, finder)
+    try:
+        runpy.run_path(path, run_name="__main__")
+    finally:
+        sys.meta_path.remove(finder)
+        line = finder.summary()
+        if line:
+            print(line, file=sys.stderr)
+        sys.argv[:] = saved_argv
+        if saved_path0 is not None:
+            sys.path[0] = saved_path0
+
+
+def main(argv: t.Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m flask_migrate_compat`` and ``flask-migrate-compat``.
+
+    :param argv: ``[script, args...]``; default ``sys.argv[1:]``.
+    :returns: the exit code: the script's own (usually through ``SystemExit``), 0
+        when it returns normally, 2 for a missing or unreadable script path.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE, file=sys.stderr if not argv else sys.stdout)
+        return 2 if not argv else 0
+    script, args = argv[0], argv[1:]
+    if not os.path.isfile(script):
+        print(f"Error: script {script!r} not found (looked in {os.path.abspath(script)})",
+              file=sys.stderr)
+        return 2
+    run_script(script, args)
+    return 0

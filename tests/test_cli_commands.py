@@ -1,0 +1,259 @@
+"""Every ``flask db`` command, end to end: real subprocesses on a real SQLite file,
+the version table and the schema read back after each step.
+
+The revision graph tests pin revision ids with ``--rev-id`` so that outputs can be
+checked exactly.
+"""
+from __future__ import annotations
+
+import shutil
+
+import sqlalchemy as sa
+
+from conftest import MODELS_V2
+
+
+def output(proc) -> str:
+    return proc.stdout + proc.stderr
+
+
+def assert_one_error(proc, *fragments: str) -> str:
+    """Exit code 1, exactly one ``Error:`` line on stderr holding ``fragments``, and
+    no traceback anywhere. Returns the error line."""
+    assert proc.returncode == 1, output(proc)
+    assert "Traceback" not in output(proc)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, proc.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
+def set_version(database, revision: str) -> None:
+    with database.engine().begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = :v"), {"v": revision})
+
+
+def test_revision_graph_commands(project):
+    database = project.database
+    versions = project.path / "migrations" / "versions"
+    project.flask("db", "init")
+    project.flask("db", "migrate", "-m", "v1", "--rev-id", "aaaa0001")
+    assert (versions / "aaaa0001_v1.py").is_file()
+    project.flask("db", "upgrade")
+    assert database.version() == ["aaaa0001"]
+
+    # check: models and database agree.
+    proc = project.flask("db", "check")
+    assert "No new upgrade operations detected." in output(proc)
+
+    # Two empty revisions branching from aaaa0001.
+    project.flask("db", "revision", "-m", "b1", "--head", "aaaa0001", "--rev-id", "bbbb0001")
+    b1 = (versions / "bbbb0001_b1.py").read_text()
+    assert "down_revision = 'aaaa0001'" in b1
+    assert "def upgrade():\n    pass" in b1
+    # aaaa0001 is no longer a head: branching from it again needs --splice.
+    proc = project.flask(
+        "db", "revision", "-m", "b2", "--head", "aaaa0001", "--rev-id", "cccc0001",
+        check=False,
+    )
+    assert_one_error(proc, "aaaa0001", "splice")
+    assert not (versions / "cccc0001_b2.py").exists()
+    project.flask(
+        "db", "revision", "-m", "b2", "--head", "aaaa0001", "--splice",
+        "--rev-id", "cccc0001",
+    )
+    assert "down_revision = 'aaaa0001'" in (versions / "cccc0001_b2.py").read_text()
+
+    proc = project.flask("db", "heads")
+    assert sorted(proc.stdout.split()) == sorted(
+        ["bbbb0001", "(head)", "cccc0001", "(head)"]
+    )
+    proc = project.flask("db", "heads", "-v")
+    assert "Rev: bbbb0001 (head)" in proc.stdout
+    assert "Rev: cccc0001 (head)" in proc.stdout
+    assert "Parent: aaaa0001" in proc.stdout
+    proc = project.flask("db", "branches")
+    assert "aaaa0001 (branchpoint)" in proc.stdout
+    assert "-> bbbb0001 (head)" in proc.stdout
+    assert "-> cccc0001 (head)" in proc.stdout
+    proc = project.flask("db", "branches", "-v")
+    assert "Rev: aaaa0001 (branchpoint)" in proc.stdout
+    assert "Branches into: " in proc.stdout
+
+    # Two heads: a plain upgrade refuses, with one line, and changes nothing.
+    proc = project.flask("db", "upgrade", check=False)
+    assert_one_error(proc, "Multiple head revisions")
+    assert database.version() == ["aaaa0001"]
+
+    proc = project.flask("db", "merge", "-m", "m", "bbbb0001", "cccc0001",
+                         "--rev-id", "dddd0001")
+    merge_text = (versions / "dddd0001_m.py").read_text()
+    assert "down_revision = ('bbbb0001', 'cccc0001')" in merge_text
+    proc = project.flask("db", "heads")
+    assert proc.stdout.split() == ["dddd0001", "(head)"]
+    project.flask("db", "upgrade")
+    assert database.version() == ["dddd0001"]
+    assert database.tables() == {"users", "alembic_version"}
+
+    # history: newest first; a range; verbose; the current revision marked.
+    proc = project.flask("db", "history")
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 4
+    assert lines[0].startswith("bbbb0001, cccc0001 -> dddd0001 (head) (mergepoint), m")
+    assert lines[-1] == "<base> -> aaaa0001 (branchpoint), v1"
+    proc = project.flask("db", "history", "-r", "base:aaaa0001")
+    assert proc.stdout.splitlines() == ["<base> -> aaaa0001 (branchpoint), v1"]
+    proc = project.flask("db", "history", "-r", "bbbb0001:head")
+    assert proc.stdout.splitlines() == [
+        "bbbb0001, cccc0001 -> dddd0001 (head) (mergepoint), m",
+        "aaaa0001 -> bbbb0001, b1",
+    ]
+    proc = project.flask("db", "history", "-v")
+    assert proc.stdout.count("Path: ") == 4
+    proc = project.flask("db", "history", "-i")
+    current_lines = [line for line in proc.stdout.splitlines() if "(current)" in line]
+    assert len(current_lines) == 1 and "-> dddd0001" in current_lines[0]
+
+    proc = project.flask("db", "current")
+    assert proc.stdout.strip() == "dddd0001 (head) (mergepoint)"
+    proc = project.flask("db", "current", "-v")
+    assert "Rev: dddd0001 (head) (mergepoint)" in proc.stdout
+    assert "Merges: bbbb0001, cccc0001" in proc.stdout
+    assert "dddd0001_m.py" in proc.stdout
+
+    proc = project.flask("db", "show", "aaaa0001")
+    assert "Rev: aaaa0001 (branchpoint)" in proc.stdout
+    assert "Parent: <base>" in proc.stdout
+    proc = project.flask("db", "show")
+    assert "Rev: dddd0001 (head) (mergepoint)" in proc.stdout
+
+    # edit: $EDITOR is `true` here, so it returns at once with success.
+    project.flask("db", "edit")
+    project.flask("db", "edit", "aaaa0001")
+
+    # stamp moves the version table only; the schema stays as it is.
+    project.flask("db", "stamp", "base")
+    assert database.version() == []
+    assert database.tables() == {"users", "alembic_version"}
+    project.flask("db", "stamp", "aaaa0001")
+    assert database.version() == ["aaaa0001"]
+    project.flask("db", "stamp", "head")
+    assert database.version() == ["dddd0001"]
+    # An unknown revision in the table: plain stamp fails, --purge recovers.
+    set_version(database, "feedface0000")
+    proc = project.flask("db", "stamp", "head", check=False)
+    assert_one_error(proc, "feedface0000")
+    assert database.version() == ["feedface0000"]
+    project.flask("db", "stamp", "--purge", "head")
+    assert database.version() == ["dddd0001"]
+
+    # The models change: check fails with one line and writes nothing ...
+    project.write_app(models=MODELS_V2)
+    before = project.revisions()
+    proc = project.flask("db", "check", check=False)
+    assert_one_error(proc, "New upgrade operations detected")
+    assert project.revisions() == before
+    assert database.tables() == {"users", "alembic_version"}
+
+    # ... revision --autogenerate writes the change (as migrate does) ...
+    project.flask("db", "revision", "--autogenerate", "-m", "auto", "--rev-id", "eeee0001")
+    auto = (versions / "eeee0001_auto.py").read_text()
+    assert "down_revision = 'dddd0001'" in auto
+    assert "op.create_table('posts'" in auto
+    assert "type_=sa.String(length=120)" in auto
+    project.flask("db", "upgrade")
+    assert database.tables() == {"users", "posts", "alembic_version"}
+    assert database.columns("users")["name"]["type"].length == 120
+    # ... and check passes again.
+    proc = project.flask("db", "check")
+    assert "No new upgrade operations detected." in output(proc)
+
+
+X_ARG_REVISION = '''\
+"""x-arguments and tags reach the revision through the environment."""
+from alembic import context, op
+import sqlalchemy as sa
+
+revision = "ffff0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def table_name():
+    return context.get_x_argument(as_dictionary=True).get(
+        "table", context.get_tag_argument() or "default_table"
+    )
+
+
+def upgrade():
+    op.create_table(table_name(), sa.Column("id", sa.Integer, primary_key=True))
+
+
+def downgrade():
+    op.drop_table(table_name())
+'''
+
+
+def test_x_arguments_and_tag(project):
+    database = project.database
+    project.flask("db", "init")
+    project.write("migrations/versions/ffff0001_xarg.py", X_ARG_REVISION)
+
+    # On the command.
+    project.flask("db", "upgrade", "-x", "table=from_command")
+    assert database.tables() == {"from_command", "alembic_version"}
+    project.flask("db", "downgrade", "-x", "table=from_command")
+    assert database.tables() == {"alembic_version"}
+
+    # On the group (Flask-Migrate's `flask db -x ... upgrade`).
+    project.flask("db", "-x", "table=from_group", "upgrade")
+    assert database.tables() == {"from_group", "alembic_version"}
+    project.flask("db", "-x", "table=from_group", "downgrade", "base")
+    assert database.tables() == {"alembic_version"}
+
+    # Offline mode sees them too; --tag reaches context.get_tag_argument().
+    proc = project.flask("db", "-x", "table=from_sql", "upgrade", "--sql")
+    assert "CREATE TABLE from_sql" in proc.stdout
+    project.flask("db", "upgrade", "--tag", "from_tag")
+    assert database.tables() == {"from_tag", "alembic_version"}
+    assert database.version() == ["ffff0001"]
+
+
+def test_init_variants_and_templates(project):
+    proc = project.flask("db", "list-templates")
+    lines = [line for line in proc.stdout.splitlines() if " - " in line]
+    assert len(lines) == 2, proc.stdout
+    assert lines[0].startswith("flask - ") and len(lines[0]) > len("flask - ") + 10
+    assert lines[1].startswith("flask-multidb - ")
+    assert len(lines[1]) > len("flask-multidb - ") + 10
+
+    project.flask("db", "init", "--package", "-d", "pkg")
+    assert (project.path / "pkg" / "__init__.py").is_file()
+    assert (project.path / "pkg" / "versions" / "__init__.py").is_file()
+    assert (project.path / "pkg" / "env.py").is_file()
+
+    project.flask("db", "init", "-t", "flask-multidb", "-d", "multi")
+    assert "SQLALCHEMY_BINDS" in (project.path / "multi" / "env.py").read_text()
+    assert "bind_names()" in (project.path / "multi" / "script.py.mako").read_text()
+    assert not (project.path / "multi" / "__init__.py").exists()
+
+    project.flask("db", "init", "-d", "single")
+    assert "SQLALCHEMY_BINDS" not in (project.path / "single" / "env.py").read_text()
+
+    # A template given as a path to a folder of one's own.
+    custom = project.path / "templates" / "house"
+    shutil.copytree(project.path / "single", custom, ignore=shutil.ignore_patterns(
+        "versions", "alembic.ini"))
+    shutil.copy(project.path / "single" / "alembic.ini", custom / "alembic.ini.mako")
+    (custom / "env.py").write_text(
+        "# house template\n" + (custom / "env.py").read_text()
+    )
+    project.flask("db", "init", "-t", "templates/house", "-d", "from_house")
+    assert (project.path / "from_house" / "env.py").read_text().startswith("# house template")
+
+    # The custom script directory works: migrate and upgrade through it.
+    project.flask("db", "migrate", "-d", "from_house", "-m", "v1")
+    project.flask("db", "upgrade", "-d", "from_house")
+    assert project.database.tables() == {"users", "alembic_version"}

@@ -1,0 +1,277 @@
+"""Failures lose nothing: a revision failing half-way, unreachable or misconfigured
+databases, and ``db upgrade`` interrupted by SIGINT/SIGTERM, on real servers.
+
+``transaction_per_migration`` defaults to ``False`` (Alembic's default): on PostgreSQL
+a failed ``upgrade`` rolls back every revision of that run. With
+``Migrate(app, db, transaction_per_migration=True)`` each revision commits on its own
+and the database stays at the last good revision. MariaDB cannot roll back DDL at all:
+Alembic commits each revision there whatever the setting, and the failed one may be
+half-applied, which the error line says, naming it.
+"""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+HEADER = '''\
+import os
+import time
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = {rev!r}
+down_revision = {down!r}
+branch_labels = None
+depends_on = None
+
+'''
+
+GOOD = '''\
+def upgrade():
+    op.create_table("{table}", sa.Column("id", sa.Integer, primary_key=True))
+
+
+def downgrade():
+    op.drop_table("{table}")
+'''
+
+# Creates its table, then fails: the table is the "part" a non-transactional
+# database keeps.
+BAD = '''\
+def upgrade():
+    op.create_table("t3", sa.Column("id", sa.Integer, primary_key=True))
+    op.execute("SELECT * FROM no_such_table_anywhere")
+
+
+def downgrade():
+    op.drop_table("t3")
+'''
+
+# Sleeps on the server (or in Python for SQLite) after announcing itself through
+# FMC_HOLDING; without FMC_HOLDING it only creates its table.
+SLEEPY = '''\
+def upgrade():
+    if os.environ.get("FMC_HOLDING"):
+        open(os.environ["FMC_HOLDING"], "w").close()
+        name = op.get_bind().dialect.name
+        if name == "postgresql":
+            op.execute("SELECT pg_sleep(60)")
+        elif name in ("mysql", "mariadb"):
+            op.execute("SELECT SLEEP(60)")
+        else:
+            time.sleep(60)
+    op.create_table("t2", sa.Column("id", sa.Integer, primary_key=True))
+
+
+def downgrade():
+    op.drop_table("t2")
+'''
+
+
+def write_chain(project, second: str = GOOD, third: str | None = BAD) -> None:
+    project.write_app(models="")
+    project.flask("db", "init")
+    bodies = [("r1", None, GOOD.format(table="t1")),
+              ("r2", "r1", second.format(table="t2"))]
+    if third is not None:
+        bodies.append(("r3", "r2", third))
+    for rev, down, body in bodies:
+        project.write(f"migrations/versions/{rev}.py", HEADER.format(rev=rev, down=down) + body)
+
+
+def version_rows(database) -> list[str]:
+    if "alembic_version" not in database.tables():
+        return []
+    return database.version()
+
+
+def one_error_line(proc) -> str:
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, proc.stderr
+    return errors[0]
+
+
+# -- a revision failing half-way --------------------------------------------------------
+
+
+@pytest.mark.parametrize("per_migration", [False, True])
+@pytest.mark.parametrize("front", ["flask", "manage"])
+def test_postgresql_failed_revision_is_rolled_back(make_database, make_project,
+                                                   per_migration, front):
+    database = make_database("postgresql")
+    project = make_project(database)
+    write_chain(project)
+    if per_migration:
+        project.write_app(models="", migrate_args=", transaction_per_migration=True")
+    run = project.flask if front == "flask" else project.manage
+    line = one_error_line(run("db", "upgrade", check=False))
+    assert "revision r3 failed in upgrade()" in line
+    assert "no_such_table_anywhere" in line and "rolled back" in line
+    if per_migration:
+        # Each revision committed on its own: at the last good revision.
+        assert version_rows(database) == ["r2"]
+        assert database.tables() == {"alembic_version", "t1", "t2"}
+    else:
+        # One transaction for the whole run: exactly as before the command.
+        assert version_rows(database) == []
+        assert database.tables() - {"alembic_version"} == set()
+    # Nothing is left half-done: fixing the revision and upgrading again works.
+    project.write("migrations/versions/r3.py", HEADER.format(rev="r3", down="r2")
+                  + GOOD.format(table="t3"))
+    project.flask("db", "upgrade")
+    assert version_rows(database) == ["r3"]
+
+
+@pytest.mark.parametrize("per_migration", [False, True])
+def test_mysql_failed_revision_is_named(make_database, make_project, per_migration):
+    database = make_database("mysql")
+    project = make_project(database)
+    write_chain(project)
+    if per_migration:
+        project.write_app(models="", migrate_args=", transaction_per_migration=True")
+    line = one_error_line(project.manage("db", "upgrade", check=False))
+    assert line.startswith(f"Error: revision r3 failed in upgrade() on the mysql database "
+                           f"{database.name!r} on 127.0.0.1:3306")
+    assert "may hold part of revision r3" in line
+    # MariaDB committed r1 and r2 (Alembic commits per revision where DDL cannot be
+    # rolled back) and kept the table r3 created before failing.
+    assert version_rows(database) == ["r2"]
+    assert database.tables() == {"alembic_version", "t1", "t2", "t3"}
+
+
+def test_sqlite_failed_revision_is_named(make_database, make_project):
+    database = make_database("sqlite")
+    project = make_project(database)
+    write_chain(project)
+    line = one_error_line(project.flask("db", "upgrade", check=False))
+    assert "revision r3 failed in upgrade() on the SQLite database" in line
+    assert version_rows(database) == ["r2"]
+
+
+# -- connection problems ---------------------------------------------------------------
+
+PASSWORD = "Pw-" + uuid.uuid4().hex  # long and unique: a leak cannot go unnoticed
+
+
+@pytest.fixture
+def mysql_user(mysql_db):
+    """A MariaDB user with a password, allowed on the test database; dropped after."""
+    user = f"fmc_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(mysql_db.admin_url, poolclass=sa.pool.NullPool)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{PASSWORD}'"))
+        conn.execute(sa.text(f"GRANT ALL ON {mysql_db.name}.* TO '{user}'@'%'"))
+    yield user
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"DROP USER '{user}'@'%'"))
+    admin.dispose()
+
+
+def _url(base: str, **parts) -> str:
+    return sa.make_url(base).set(**parts).render_as_string(hide_password=False)
+
+
+def bad_urls(kind: str, database, user: str | None):
+    """(case, url, host shown, database shown) for one kind of server."""
+    url = database.url
+    cases = [
+        ("unreachable", _url(url, port=1, password=PASSWORD), "127.0.0.1:1", database.name),
+        ("unknown database", _url(url, database="fmc_no_such_db", password=PASSWORD),
+         sa.make_url(url).host, "fmc_no_such_db"),
+    ]
+    if kind == "mysql":
+        cases.append(("wrong password", _url(url, username=user, password=PASSWORD + "x"),
+                      "127.0.0.1", database.name))
+    return cases
+
+
+@pytest.mark.parametrize("lock", [True, False])
+@pytest.mark.parametrize("kind", ["postgresql", "mysql"])
+def test_connection_errors_are_one_line(make_database, make_project, request, kind, lock):
+    database = make_database(kind)
+    user = request.getfixturevalue("mysql_user") if kind == "mysql" else None
+    project = make_project(database)
+    write_chain(project, third=None)
+    for case, url, host, name in bad_urls(kind, database, user):
+        args = ("db", "upgrade") if lock else ("db", "upgrade", "--no-lock")
+        for run in (project.flask, project.manage) if lock else (project.flask,):
+            proc = run(*args, check=False, env={"DATABASE_URL": url})
+            line = one_error_line(proc)
+            assert line.startswith(f"Error: cannot connect to the {kind} database {name!r} "
+                                   f"on {host}"), (case, line)
+            assert PASSWORD not in proc.stdout + proc.stderr
+    assert version_rows(database) == []
+
+
+def test_right_password_works_and_is_never_printed(mysql_db, make_project, mysql_user):
+    """The happy path with a password in the URL (conftest checks every command's
+    output for it too)."""
+    url = _url(mysql_db.url, username=mysql_user, password=PASSWORD)
+    project = make_project(mysql_db)
+    project.env["DATABASE_URL"] = url
+    write_chain(project, third=None)
+    for args in (("db", "upgrade"), ("db", "current"), ("db", "downgrade", "base"),
+                 ("db", "upgrade", "--sql")):
+        proc = project.manage(*args)
+        assert PASSWORD not in proc.stdout + proc.stderr
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "Flask-SQLAlchemy 3 creates engines inside SQLAlchemy(app), so a missing driver "
+    "fails while Flask (or manage.py) imports the application, before any db command "
+    "of ours runs; Flask prints that ImportError with its traceback"
+))
+def test_missing_driver_is_one_line(make_database, make_project):
+    database = make_database("postgresql")
+    project = make_project(database)
+    write_chain(project, third=None)
+    url = _url(database.url, drivername="postgresql+pg8000", password=PASSWORD)
+    proc = project.flask("db", "upgrade", check=False, env={"DATABASE_URL": url})
+    line = one_error_line(proc)
+    assert database.name in line and "127.0.0.1" in line
+
+
+# -- interrupted upgrades ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql", "mysql"])
+def test_interrupted_upgrade_leaves_no_lock(make_database, make_project, tmp_path,
+                                            kind, sig):
+    database = make_database(kind)
+    project = make_project(database)
+    write_chain(project, second=SLEEPY, third=GOOD.format(table="t3"))
+    holding = tmp_path / "holding"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flask", "db", "upgrade"], cwd=project.path,
+        env={**project.env, "FMC_HOLDING": str(holding)}, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while not holding.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(0.3)  # let the sleep statement reach the server
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)  # it stops well before the 60 s sleep ends
+    assert proc.returncode != 0
+    # The version table matches the tables: r1 alone (committed per revision on
+    # SQLite/MariaDB), or nothing (PostgreSQL rolled the whole run back).
+    rows = version_rows(database)
+    tables = database.tables() - {"alembic_version"}
+    assert (rows, tables) in ((["r1"], {"t1"}), ([], set())), (rows, tables, err)
+    # No lock left behind: an upgrade that may not wait at all goes straight through.
+    again = project.flask("db", "upgrade", "--lock-timeout", "0")
+    assert "Waiting for the migration lock" not in again.stderr
+    assert version_rows(database) == ["r3"]
+    assert database.tables() == {"alembic_version", "t1", "t2", "t3"}

@@ -1,0 +1,229 @@
+"""Migrations folders written by Flask-Migrate 1.x-2.7 keep working unchanged.
+
+Each folder in tests/fixtures/legacy_*/migrations reproduces the env.py, alembic.ini,
+script.py.mako and revision scripts of one Flask-Migrate generation (their API usage,
+in our own words); models.py holds the models matching its last revision. Every
+generation is driven through both front ends (``python -m flask db`` and a Flask-Script
+``python manage.py db``) on SQLite and on PostgreSQL with a password-protected role
+whose password has URL-special characters: upgrade, downgrade base, upgrade again,
+migrate (autogenerate finds nothing: no new file), current, history. The password must
+never appear in any output, and the folder must be byte-for-byte unchanged afterwards.
+
+The local PostgreSQL server trusts 127.0.0.1, so it would accept any password. The test
+application therefore refuses, in a DBAPI ``do_connect`` hook, any connection attempt
+whose password is not the role's: a masked ``***`` (SQLAlchemy 2's ``str(url)``) or a
+mangled ``%`` fails exactly as a server with password authentication would fail.
+"""
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from conftest import Database, create_database, drop_database, server_error, skip_or_fail
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SINGLE = ["legacy_1x", "legacy_2_0_to_2_4", "legacy_2_5_to_2_6", "legacy_2_7"]
+MULTI = "legacy_2_7_multidb"
+PASSWORD = "s3cr3t-%-pw/@:?#+"
+SECRET_MARK = "s3cr3t"
+
+# Injected into app.py (the {config} slot): a stand-in for password authentication.
+PASSWORD_GUARD = '''
+if os.environ.get("EXPECTED_DB_PASSWORD"):
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    @event.listens_for(Engine, "do_connect")
+    def _password_authentication(dialect, conn_rec, cargs, cparams):
+        if dialect.name == "postgresql" and (
+                cparams.get("password") != os.environ["EXPECTED_DB_PASSWORD"]):
+            raise RuntimeError("password authentication failed (wrong password given)")
+'''
+BINDS = 'app.config["SQLALCHEMY_BINDS"] = {"audit": os.environ["AUDIT_DATABASE_URL"]}\n'
+
+
+def revisions_of(generation: str) -> list[str]:
+    """Revision ids of a fixture folder, oldest first (the files chain in name order)."""
+    versions = FIXTURES / generation / "migrations" / "versions"
+    return [p.name.split("_")[0] for p in sorted(versions.glob("*.py"))]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+@pytest.fixture
+def password_databases(tmp_path):
+    """Factory: ``(kind, labels) -> [Database]``; on PostgreSQL, databases owned by a
+    fresh LOGIN role with :data:`PASSWORD`, all dropped (role too) afterwards."""
+    made: list[Database] = []
+    roles: list[tuple[str, str]] = []
+
+    def factory(kind: str, labels: tuple[str, ...] = ("main",)) -> list[Database]:
+        if kind == "sqlite":
+            dbs = [create_database("sqlite", tmp_path, label) for label in labels]
+            made.extend(dbs)
+            return dbs
+        reason = server_error(kind)
+        if reason:
+            skip_or_fail(reason)
+        role = f"fmc_legacy_{uuid.uuid4().hex[:10]}"
+        admin_dbs = [create_database(kind, tmp_path, label) for label in labels]
+        made.extend(admin_dbs)
+        engine = sa.create_engine(admin_dbs[0].admin_url, isolation_level="AUTOCOMMIT",
+                                  poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
+            conn.execute(sa.text(f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}'"))
+            roles.append((role, admin_dbs[0].admin_url))
+            for db in admin_dbs:
+                conn.execute(sa.text(f"ALTER DATABASE {db.name} OWNER TO {role}"))
+                conn.execute(sa.text(f"GRANT ALL ON DATABASE {db.name} TO {role}"))
+        engine.dispose()
+        result = []
+        for db in admin_dbs:
+            url = sa.make_url(db.url).set(username=role, password=PASSWORD)
+            result.append(Database(kind, url.render_as_string(hide_password=False),
+                                   admin_url=db.admin_url, name=db.name))
+        return result
+
+    yield factory
+    for db in made:
+        drop_database(db)
+    for role, admin_url in roles:
+        engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT",
+                                  poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
+            conn.execute(sa.text(f"DROP ROLE IF EXISTS {role}"))
+        engine.dispose()
+
+
+def set_up(make_project, dbs: list[Database], generation: str, config: str = ""):
+    project = make_project(dbs[0])
+    shutil.copytree(FIXTURES / generation / "migrations", project.path / "migrations")
+    project.write_app(models=(FIXTURES / generation / "models.py").read_text(),
+                      config=config + PASSWORD_GUARD)
+    if dbs[0].kind != "sqlite":
+        project.env["EXPECTED_DB_PASSWORD"] = PASSWORD
+    if len(dbs) > 1:
+        project.env["AUDIT_DATABASE_URL"] = dbs[1].url
+    return project
+
+
+def runner_for(project, front_end: str):
+    def db(*args: str, **kwargs):
+        if front_end == "flask":
+            proc = project.flask("db", *args, **kwargs)
+        else:
+            proc = project.manage("db", *args, **kwargs)
+        output = proc.stdout + proc.stderr
+        assert SECRET_MARK not in output, f"password shown by 'db {' '.join(args)}'"
+        return proc
+    return db
+
+
+@pytest.mark.parametrize("front_end", ["flask", "manage"])
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("generation", SINGLE)
+def test_single_database_generation(generation, kind, front_end, make_project,
+                                    password_databases):
+    dbs = password_databases(kind)
+    project = set_up(make_project, dbs, generation)
+    db = runner_for(project, front_end)
+    database = dbs[0]
+    revs = revisions_of(generation)
+    before = snapshot(project.path / "migrations")
+
+    db("upgrade")
+    assert database.tables() == {"alembic_version", "users", "posts"}
+    assert database.version() == [revs[-1]]
+    assert database.columns("users")["name"]["type"].length == 120
+    assert "ix_users_email" in {i["name"] for i in database.inspector().get_indexes("users")}
+
+    db("downgrade", "base")
+    assert database.tables() == {"alembic_version"}
+    assert database.version() == []
+
+    db("upgrade")
+    assert database.version() == [revs[-1]]
+    assert set(database.columns("users")) == {"id", "name", "email"}
+
+    proc = db("migrate", "-m", "nothing to do")
+    assert "No changes in schema detected" in proc.stderr
+    assert snapshot(project.path / "migrations") == before  # no new revision file
+
+    assert f"{revs[-1]} (head)" in db("current").stdout
+    history = db("history").stdout
+    assert all(rev in history for rev in revs)
+    assert snapshot(project.path / "migrations") == before
+
+
+@pytest.mark.parametrize("front_end", ["flask", "manage"])
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_multidb_generation(kind, front_end, make_project, password_databases):
+    main, audit = password_databases(kind, ("main", "audit"))
+    project = set_up(make_project, [main, audit], MULTI, config=BINDS)
+    db = runner_for(project, front_end)
+    revs = revisions_of(MULTI)
+    before = snapshot(project.path / "migrations")
+
+    db("upgrade")
+    assert main.tables() == {"alembic_version", "users"}
+    assert audit.tables() == {"alembic_version", "events"}
+    assert main.version() == audit.version() == [revs[-1]]
+    assert "created_at" in audit.columns("events")
+
+    db("downgrade", "base")
+    assert main.tables() == audit.tables() == {"alembic_version"}
+
+    db("upgrade")
+    assert main.version() == audit.version() == [revs[-1]]
+
+    proc = db("migrate")
+    assert "No changes in schema detected" in proc.stderr
+    assert f"{revs[-1]} (head)" in db("current").stdout
+    assert all(rev in db("history").stdout for rev in revs)
+    assert snapshot(project.path / "migrations") == before
+
+
+def test_application_db_object_is_not_changed(tmp_path):
+    """The view adds legacy spellings without touching the application's db."""
+    from flask import Flask
+    from flask_sqlalchemy import SQLAlchemy
+
+    from flask_migrate_compat import Migrate
+    from flask_migrate_compat.legacy import LegacyDB, unwrap
+
+    app = Flask(__name__, instance_path=str(tmp_path / "instance"))
+    app.config["SQLALCHEMY_DATABASE_URI"] = "postgresql+psycopg://u:p%40ss@h/x"
+    app.config["SQLALCHEMY_BINDS"] = {"audit": "sqlite://"}
+    db = SQLAlchemy(app)
+
+    class User(db.Model):
+        id = db.Column(db.Integer, primary_key=True)
+
+    class Event(db.Model):
+        __bind_key__ = "audit"
+        id = db.Column(db.Integer, primary_key=True)
+
+    Migrate(app, db)
+    with app.app_context():
+        view = app.extensions["migrate"].db
+        assert isinstance(view, LegacyDB) and unwrap(view) is db
+        assert str(view.engine.url) == "postgresql+psycopg://u:p%40ss@h/x"
+        assert "p%40ss" not in repr(view.engine.url)
+        assert str(db.engine.url) == "postgresql+psycopg://u:***@h/x"  # untouched
+        assert view.get_engine(app, "audit").url.database is None
+        combined = view.metadata
+        assert {t.info["bind_key"] for t in combined.tables.values()} == {None, "audit"}
+        assert combined.tables["event"].tometadata(sa.MetaData()).name == "event"
+        assert "tometadata" not in vars(Event.__table__)  # only our copies get the alias
+        assert "bind_key" not in Event.__table__.info
+        assert set(db.metadata.tables) == {"user"}
+        assert view.session is db.session

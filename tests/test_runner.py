@@ -1,0 +1,111 @@
+"""The zero-edit runner: an unmodified Flask-Script manage.py (``from flask_migrate
+import Migrate, MigrateCommand``, ``from flask_script import Manager``) driven through
+``python -m flask_migrate_compat manage.py ...`` and the ``flask-migrate-compat``
+console script, in this venv where Flask-Migrate is not installed.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import project_env
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+CONSOLE_SCRIPT = Path(sys.executable).with_name("flask-migrate-compat")
+SERVED = "flask-migrate-compat: imports served:"
+
+
+@pytest.fixture
+def legacy(tmp_path, sqlite_db):
+    """A folder holding the untouched legacy manage.py; ``run(*args, via=...)``."""
+    folder = tmp_path / "legacy"
+    folder.mkdir()
+    shutil.copy(FIXTURES / "legacy_manage" / "manage.py", folder / "manage.py")
+    env = project_env(folder, sqlite_db)
+    env.pop("PYTHONPATH")  # the runner must put the script's folder on sys.path itself
+
+    def run(*args, via="module", cwd=folder, check=True, extra_env=None):
+        if via == "module":
+            command = [sys.executable, "-m", "flask_migrate_compat", *args]
+        else:
+            command = [str(CONSOLE_SCRIPT), *args]
+        proc = subprocess.run(command, cwd=cwd, env={**env, **(extra_env or {})},
+                              capture_output=True, text=True, timeout=120)
+        if check:
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc
+
+    return folder, sqlite_db, run
+
+
+def test_unmodified_manage_py_full_cycle(legacy):
+    folder, database, run = legacy
+    original = (folder / "manage.py").read_bytes()
+    v2 = {"NOTES_V2": "1"}
+
+    proc = run("manage.py", "db", "init")
+    assert (folder / "migrations" / "env.py").is_file()
+    assert proc.stderr.count(SERVED) == 1
+    assert "flask_migrate -> flask_migrate_compat" in proc.stderr
+    assert "Flask-Migrate is not installed" in proc.stderr
+
+    run("manage.py", "db", "migrate", "-m", "notes")
+    run("manage.py", "db", "upgrade", via="console")
+    assert database.tables() == {"alembic_version", "notes"}
+    run("manage.py", "db", "migrate", "-m", "author", extra_env=v2)
+    assert len(list((folder / "migrations" / "versions").glob("*.py"))) == 2
+    run("manage.py", "db", "upgrade", extra_env=v2)
+    assert "author" in database.columns("notes")
+    run("manage.py", "db", "downgrade", extra_env=v2, via="console")
+    assert "author" not in database.columns("notes")
+    run("manage.py", "db", "downgrade", "base")
+    assert database.tables() == {"alembic_version"}
+    assert (folder / "manage.py").read_bytes() == original
+
+
+@pytest.mark.parametrize("via", ["module", "console"])
+def test_script_sees_python_manage_py_semantics(legacy, tmp_path, via):
+    folder, _, run = legacy
+    # Run from another working directory with a relative path, like 'python x/manage.py'.
+    proc = run(os.path.join("legacy", "manage.py"), "where", cwd=tmp_path, via=via)
+    assert f"FILE={folder / 'manage.py'} NAME=__main__ PATH0={folder}" in proc.stdout
+    assert SERVED in proc.stderr
+
+
+def test_flask_ext_spellings(tmp_path, sqlite_db):
+    folder = tmp_path / "old"
+    folder.mkdir()
+    shutil.copy(FIXTURES / "legacy_manage_flask_ext" / "manage.py", folder / "manage.py")
+    env = project_env(folder, sqlite_db)
+    for args in (["db", "init"], ["db", "migrate"], ["db", "upgrade"]):
+        proc = subprocess.run([sys.executable, "-m", "flask_migrate_compat", "manage.py", *args],
+                              cwd=folder, env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        served = [line for line in proc.stderr.splitlines() if line.startswith(SERVED)]
+        assert len(served) == 1
+        for alias in ("flask.ext.sqlalchemy -> flask_sqlalchemy",
+                      "flask.ext.script -> flask_script",
+                      "flask.ext.migrate -> flask_migrate_compat"):
+            assert alias in served[0]
+    assert sqlite_db.tables() == {"alembic_version", "notes"}
+
+
+def test_missing_script(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "flask_migrate_compat", "nope/manage.py",
+                           "db", "upgrade"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"Error: script 'nope/manage.py' not found (looked in {tmp_path / 'nope' / 'manage.py'})"
+    ]
+
+
+def test_finder_inactive_outside_the_runner():
+    """Outside the runner, nothing redirects: plain Python has no flask_migrate here."""
+    proc = subprocess.run([sys.executable, "-c", "import flask_migrate"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "ModuleNotFoundError" in proc.stderr
