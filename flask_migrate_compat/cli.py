@@ -11,7 +11,6 @@ stderr), 2 for a usage error (Click's own).
 """
 from __future__ import annotations
 
-import functools
 import inspect
 import os
 import typing as t
@@ -64,21 +63,12 @@ lock_timeout_option = click.option(
 )
 
 
-def sqlite_path_option(f: _F) -> _F:
-    """Add ``--use-new-sqlite-path`` to a command: it turns off the relative SQLite
-    path check (:func:`.legacy.check_sqlite_paths`) for that run."""
-
-    @functools.wraps(f)
-    def command(*args: t.Any, use_new_sqlite_path: bool = False, **kwargs: t.Any) -> t.Any:
-        with legacy.use_new_sqlite_path(use_new_sqlite_path):
-            return f(*args, **kwargs)
-
-    return click.option(
-        legacy.SQLITE_OVERRIDE_OPTION, "use_new_sqlite_path", is_flag=True,
-        help="Migrate the SQLite file a relative path means under Flask-SQLAlchemy 3 "
-             "(instance folder) even though the one relative to the working directory "
-             "(Flask-SQLAlchemy 2) holds a migrated database.",
-    )(command)  # type: ignore[return-value]
+sqlite_path_option = click.option(
+    legacy.SQLITE_OVERRIDE_OPTION, "use_new_sqlite_path", is_flag=True,
+    help="Migrate the SQLite file a relative path means under Flask-SQLAlchemy 3 "
+         "(instance folder) even though the one relative to the working directory "
+         "(Flask-SQLAlchemy 2) holds a migrated database.",
+)
 
 
 def _new_revision_options(f: _F) -> _F:

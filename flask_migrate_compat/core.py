@@ -426,6 +426,7 @@ def upgrade(
     x_arg: _XArgs = None,
     no_lock: bool = False,
     lock_timeout: float | None = None,
+    use_new_sqlite_path: bool = False,
 ) -> None:
     """Upgrade the database to ``revision`` (``alembic upgrade``).
 
@@ -436,11 +437,16 @@ def upgrade(
     :param no_lock: do not take the migration lock (see :mod:`.lock`).
     :param lock_timeout: seconds to wait for the migration lock held by another
         process; default: the ``MIGRATE_LOCK_TIMEOUT`` setting, else no limit.
+    :param use_new_sqlite_path: skip the relative SQLite path check
+        (:func:`.legacy.check_sqlite_paths`) and migrate the file Flask-SQLAlchemy 3
+        resolves.
     :raises alembic.util.CommandError: unknown revision, or several heads with ``head``.
-    :raises MigrateError: lock timeout, unreachable database, or a revision failed on
-        a database without transactional DDL (the message names it).
+    :raises MigrateError: lock timeout, the SQLite path check, unreachable database,
+        or a revision failed on a database without transactional DDL (the message
+        names it).
     """
-    legacy.check_sqlite_paths(offline=sql)
+    if not (sql or use_new_sqlite_path):
+        legacy.check_sqlite_paths()
     config = _script_config(directory, x_arg)
     _check_target(config, revision)
     with _lock_guard(sql, no_lock, lock_timeout):
@@ -455,6 +461,7 @@ def downgrade(
     x_arg: _XArgs = None,
     no_lock: bool = False,
     lock_timeout: float | None = None,
+    use_new_sqlite_path: bool = False,
 ) -> None:
     """Downgrade the database to ``revision`` (``alembic downgrade``).
 
@@ -465,11 +472,15 @@ def downgrade(
     :param no_lock: do not take the migration lock (see :mod:`.lock`).
     :param lock_timeout: seconds to wait for the migration lock held by another
         process; default: the ``MIGRATE_LOCK_TIMEOUT`` setting, else no limit.
+    :param use_new_sqlite_path: skip the relative SQLite path check
+        (:func:`.legacy.check_sqlite_paths`) and migrate the file Flask-SQLAlchemy 3
+        resolves.
     :raises MigrateError: as for :func:`upgrade`.
     """
     if sql and revision == "-1":
         revision = "head:-1"
-    legacy.check_sqlite_paths(offline=sql)
+    if not (sql or use_new_sqlite_path):
+        legacy.check_sqlite_paths()
     config = _script_config(directory, x_arg)
     _check_target(config, revision)
     with _lock_guard(sql, no_lock, lock_timeout):
@@ -536,6 +547,7 @@ def stamp(
     x_arg: _XArgs = None,
     no_lock: bool = False,
     lock_timeout: float | None = None,
+    use_new_sqlite_path: bool = False,
 ) -> None:
     """Write ``revision`` into the version table without running any migration
     (``alembic stamp``).
@@ -545,9 +557,13 @@ def stamp(
     :param no_lock: do not take the migration lock (see :mod:`.lock`).
     :param lock_timeout: seconds to wait for the migration lock held by another
         process; default: the ``MIGRATE_LOCK_TIMEOUT`` setting, else no limit.
-    :raises MigrateError: lock timeout or unreachable database.
+    :param use_new_sqlite_path: skip the relative SQLite path check
+        (:func:`.legacy.check_sqlite_paths`) and migrate the file Flask-SQLAlchemy 3
+        resolves.
+    :raises MigrateError: lock timeout, the SQLite path check or unreachable database.
     """
-    legacy.check_sqlite_paths(offline=sql)
+    if not (sql or use_new_sqlite_path):
+        legacy.check_sqlite_paths()
     config = _script_config(directory, x_arg)
     _check_target(config, revision)
     with _lock_guard(sql, no_lock, lock_timeout):

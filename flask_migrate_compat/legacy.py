@@ -24,8 +24,6 @@ reads to connect; nothing here prints them.
 """
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import os
 import sys
 import typing as t
@@ -36,10 +34,6 @@ from . import core
 
 #: Name of the command line option that overrides :func:`check_sqlite_paths`.
 SQLITE_OVERRIDE_OPTION = "--use-new-sqlite-path"
-
-_use_new_sqlite_path: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "flask_migrate_compat_use_new_sqlite_path", default=False
-)
 
 
 # -- where did the caller's line come from -----------------------------------------
@@ -312,20 +306,6 @@ def adapt_config(config: t.Any) -> t.Any:
 # -- the relative SQLite path trap -------------------------------------------------------
 
 
-@contextlib.contextmanager
-def use_new_sqlite_path(enabled: bool = True) -> t.Iterator[None]:
-    """Within the block, :func:`check_sqlite_paths` lets commands proceed (what the
-    ``--use-new-sqlite-path`` option does, for Python callers).
-
-    :param enabled: ``False`` leaves the check on (convenient for front ends).
-    """
-    token = _use_new_sqlite_path.set(bool(enabled) or _use_new_sqlite_path.get())
-    try:
-        yield
-    finally:
-        _use_new_sqlite_path.reset(token)
-
-
 def _has_table(path: str, table: str) -> bool:
     """Whether the SQLite file ``path`` exists and has ``table``; opened read-only, so
     nothing is created or changed."""
@@ -382,21 +362,21 @@ def moved_sqlite_database(configured: t.Any, engine_url: t.Any,
     return old_path, new_path
 
 
-def check_sqlite_paths(offline: bool = False) -> None:
+def check_sqlite_paths() -> None:
     """Refuse to migrate a new SQLite file while the migrated one sits elsewhere.
 
     Flask-SQLAlchemy 3.0 resolves a relative ``sqlite:///app.db`` under the
     application's instance folder; 2.x (and so every project set up with it) used the
     working directory. Run unchanged, ``upgrade`` would create an empty
     ``instance/app.db`` and migrate it from scratch while the real data stays in
-    ``./app.db``. Called at the start of ``upgrade``, ``downgrade`` and ``stamp``.
+    ``./app.db``. Called at the start of ``upgrade``, ``downgrade`` and ``stamp``,
+    except in offline ``--sql`` mode and with their ``use_new_sqlite_path`` argument
+    (the ``--use-new-sqlite-path`` option).
 
-    :param offline: ``--sql`` mode (no database is touched): no check.
     :raises MigrateError: naming both paths and the fixes (an absolute URI, or
-        moving the file), unless :func:`use_new_sqlite_path` or the
-        ``--use-new-sqlite-path`` option is in effect.
+        moving the file).
     """
-    if offline or _use_new_sqlite_path.get() or not has_app_context():
+    if not has_app_context():
         return
     state = current_app.extensions.get("migrate")
     engines = getattr(unwrap(getattr(state, "db", None)), "engines", None)

@@ -334,7 +334,10 @@ def guard(
             try:
                 yield
             except Exception as exc:
-                raise _worded(exc, engines) from exc
+                worded = _worded(exc, engines)
+                if worded is exc:
+                    raise
+                raise worded from exc
         finally:
             for made in reversed(held):
                 # An error releasing one lock must not keep the others held.
