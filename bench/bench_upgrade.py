@@ -44,10 +44,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 FM41_VENV = HERE / ".venv-fm41"
-FM41_REQUIREMENTS = [
-    "flask-migrate==4.1.0", "Flask==3.1.3", "Flask-SQLAlchemy==3.1.1",
-    "SQLAlchemy==2.1.9", "alembic==1.20.1", "psycopg[binary]==3.3.9",
+OURS_VENV = HERE / ".venv-ours"
+# Both venvs get exactly the same third-party packages. Pygments matters: Mako (which
+# Alembic imports) loads its Pygments plugin, ~20 ms, whenever Pygments is installed.
+COMMON_REQUIREMENTS = [
+    "Flask==3.1.3", "Flask-SQLAlchemy==3.1.1", "SQLAlchemy==2.1.9", "alembic==1.20.1",
+    "Mako==1.4.3", "psycopg[binary]==3.3.9", "Pygments==2.21.0",
 ]
+FM41_REQUIREMENTS = ["flask-migrate==4.1.0", *COMMON_REQUIREMENTS]
+OURS_REQUIREMENTS = ["Flask-Script==2.0.6", "filelock", "wheel", *COMMON_REQUIREMENTS]
 PG_ADMIN_URL = os.environ.get(
     "FMC_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -126,16 +131,36 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def ensure_fm41() -> Path:
-    python = FM41_VENV / "bin" / "python"
+def ensure_venv(venv: Path, requirements: list[str], probe: str) -> Path:
+    """A venv with ``requirements`` installed (created on first use)."""
+    python = venv / "bin" / "python"
     if not python.exists():
-        log(f"creating {FM41_VENV} with Flask-Migrate 4.1 ...")
-        subprocess.run([sys.executable, "-m", "venv", str(FM41_VENV)], check=True)
-    probe = subprocess.run([str(python), "-c", "import flask_migrate, psycopg"],
-                           capture_output=True)
-    if probe.returncode != 0:
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *FM41_REQUIREMENTS],
+        log(f"creating {venv} ...")
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    if subprocess.run([str(python), "-c", probe], capture_output=True).returncode != 0:
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *requirements],
                        check=True)
+    return python
+
+
+def ensure_fm41() -> Path:
+    return ensure_venv(FM41_VENV, FM41_REQUIREMENTS, "import flask_migrate, pygments")
+
+
+def ensure_ours() -> Path:
+    """A venv with this working copy installed as users get it (a regular, not an
+    editable, install: the editable finder costs ~8 ms at every interpreter start)."""
+    python = ensure_venv(OURS_VENV, OURS_REQUIREMENTS, "import flask_script, pygments, wheel")
+    # Build from a copy, so that no build/ or egg-info folder lands in the work tree.
+    source = HERE / ".work" / "src"
+    shutil.rmtree(source, ignore_errors=True)
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".git", ".nox", ".venv*", "bench", "tests", "build", "*.egg-info", "__pycache__"))
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall",
+         "--no-build-isolation", str(source)],
+        check=True, cwd=HERE, stderr=subprocess.DEVNULL,
+    )
     return python
 
 
@@ -192,7 +217,8 @@ def write_revisions(versions: Path, n: int) -> None:
         (versions / f"r{i:04d}.py").write_text(REVISION.format(i=i, down=down))
 
 
-def setup_projects(work: Path, n: int, fm41_python: Path | None) -> dict[str, Path]:
+def setup_projects(work: Path, n: int, python: str,
+                   fm41_python: Path | None) -> dict[str, Path]:
     """Three folders holding the same N revisions: ours (flask db init), Flask-Migrate
     4.1's (its own flask db init) and a plain Alembic environment."""
     dirs = {}
@@ -201,7 +227,7 @@ def setup_projects(work: Path, n: int, fm41_python: Path | None) -> dict[str, Pa
         shutil.rmtree(path, ignore_errors=True)
         path.mkdir(parents=True)
         dirs[name] = path
-    for name, python in (("ours", Path(sys.executable)), ("fm41", fm41_python)):
+    for name, python in (("ours", python), ("fm41", fm41_python)):
         if python is None:
             continue
         path = dirs[name]
@@ -288,13 +314,13 @@ def run(kinds: list[str], sizes: list[int], repeat: int, skip_fm41: bool) -> Non
     work = HERE / ".work"
     work.mkdir(exist_ok=True)
     fm41_python = None if skip_fm41 else ensure_fm41()
-    py = sys.executable
-    alembic_bin = str(Path(sys.executable).with_name("alembic"))
+    py = str(ensure_ours())
+    alembic_bin = str(Path(py).with_name("alembic"))
     rows = []
     for kind in kinds:
         for n in sizes:
             log(f"{kind}, N={n}: setting up")
-            dirs = setup_projects(work, n, fm41_python)
+            dirs = setup_projects(work, n, py, fm41_python)
             database = Database(kind, work)
             try:
                 alembic_ini_url(dirs["alembic"], database.url)

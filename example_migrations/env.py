@@ -10,6 +10,8 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from flask_migrate_compat.autogen import drop_created_enum_types
+
 config = context.config
 if config.config_file_name is not None:
     # Keep the loggers that already exist (the application's) enabled.
@@ -68,6 +70,11 @@ def process_revision_directives(context_, revision, directives):
         user_hook(context_, revision, directives)
     if directives:
         skip_empty_autogenerate(context_, revision, directives)
+    if directives:
+        script = directives[0]
+        drop_created_enum_types(
+            context_.dialect, script.upgrade_ops, script.downgrade_ops, get_metadata()
+        )
 
 
 engine = get_engine()

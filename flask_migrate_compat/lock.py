@@ -29,7 +29,6 @@ on a database without transactional DDL (naming the revision, which may be half-
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import signal
 import sys
@@ -126,6 +125,8 @@ class _ServerLock(_Lock):
         # The server's own name for the database, so that two URLs reaching it
         # differently (localhost / 127.0.0.1, another user) still share one lock.
         self.key = f"{self.backend}:{database}:{schema or ''}.{version_table}"
+        import hashlib  # here: SQLite runs never pay for loading OpenSSL
+
         digest = hashlib.sha256(self.key.encode("utf-8")).digest()
         # PostgreSQL takes a signed 64-bit key; MySQL a name of up to 64 characters.
         self._pg_key = int.from_bytes(digest[:8], "big", signed=True)
@@ -161,7 +162,11 @@ class _ServerLock(_Lock):
 
 
 class _FileLock(_Lock):
-    """SQLite: an OS-level lock on ``<database file>.<version table>.lock``."""
+    """SQLite: an OS-level lock (``filelock``) on ``<database file>.<version table>.lock``.
+
+    Importing filelock costs ~5 ms in a command process (asyncio, which it needs, is
+    already loaded by then): within the lock's budget (bench/bench_upgrade.py).
+    """
 
     def __init__(self, path: str, version_table: str, schema: str | None) -> None:
         import filelock
@@ -178,14 +183,13 @@ class _FileLock(_Lock):
         name = f"{schema}.{version_table}" if schema else version_table
         self.key = f"sqlite:{path}:{name}"
         self.label = path
+        self._timeout = filelock.Timeout
         self._lock = filelock.FileLock(f"{path}.{name}.lock")
 
     def try_acquire(self) -> bool:
-        import filelock
-
         try:
             self._lock.acquire(timeout=0)
-        except filelock.Timeout:
+        except self._timeout:
             return False
         return True
 

@@ -174,3 +174,34 @@ def test_batch_mode_alters_sqlite(make_database, make_project, kind):
     assert "ix_users_email" not in indexes(database, "users")
     project.flask("db", "downgrade")
     assert "email" in database.columns("users")
+
+
+def test_multidb_enum_types_follow_their_bind(make_database, make_project):
+    """The multidb template drops a bind's ENUM type on downgrade too, in that bind."""
+    main = make_database("sqlite", "main")
+    reports = make_database("postgresql", "reports")
+    project = make_project(main)
+    project.write_app(
+        models='class Report(db.Model):\n'
+               '    __bind_key__ = "reports"\n'
+               '    id = db.Column(db.Integer, primary_key=True)\n'
+               '    state = db.Column(db.Enum("new", "done", name="report_state"))\n\n\n'
+               'class Note(db.Model):\n'
+               '    id = db.Column(db.Integer, primary_key=True)\n',
+        config=f'app.config["SQLALCHEMY_BINDS"] = {{"reports": {reports.url!r}}}',
+    )
+    project.manage("db", "init", "--multidb")
+    project.flask("db", "migrate", "-m", "two databases")
+    (revision,) = project.revisions()
+    text = revision.read_text()
+    downgrade_reports = text[text.index("def downgrade_reports"):]
+    assert "DROP TYPE IF EXISTS report_state" in downgrade_reports
+    assert "DROP TYPE" not in text[text.index("def downgrade_():"):text.index("def upgrade_reports")]
+
+    project.manage("db", "upgrade")
+    assert enum_types(reports) == {"report_state"}
+    assert main.tables() == {"alembic_version", "note"}
+    project.flask("db", "downgrade", "base")
+    assert enum_types(reports) == set()
+    project.manage("db", "upgrade")  # works again because the type went with the table
+    assert reports.tables() == {"alembic_version", "report"}

@@ -12,6 +12,8 @@ from alembic import context
 from flask import current_app
 from sqlalchemy import MetaData
 
+from flask_migrate_compat.autogen import drop_created_enum_types
+
 config = context.config
 if config.config_file_name is not None:
     # Keep the loggers that already exist (the application's) enabled.
@@ -79,6 +81,12 @@ def process_revision_directives(context_, revision, directives):
     # the next database with an IndexError).
     if directives and getattr(config.cmd_opts, "autogenerate", False):
         script = directives[0]
+        # The database just compared is the last one in the lists.
+        name = bind_names[len(script.upgrade_ops_list) - 1]
+        drop_created_enum_types(
+            context_.dialect, script.upgrade_ops_list[-1], script.downgrade_ops_list[-1],
+            get_metadata(name),
+        )
         if len(script.upgrade_ops_list) < len(bind_names):
             return
         if all(ops.is_empty() for ops in script.upgrade_ops_list):

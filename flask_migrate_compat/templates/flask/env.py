@@ -10,6 +10,8 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from flask_migrate_compat.autogen import drop_created_enum_types
+
 config = context.config
 if config.config_file_name is not None:
     # Keep the loggers that already exist (the application's) enabled.
@@ -59,43 +61,6 @@ def skip_empty_autogenerate(context_, revision, directives):
             log.info("No changes in schema detected.")
 
 
-def drop_created_enum_types(context_, revision, directives):
-    """Make the downgrade drop the PostgreSQL ENUM types that the upgrade creates.
-
-    On PostgreSQL a named ENUM is a type of its own, created with the first table
-    that uses it; DROP TABLE leaves it behind, so without this an upgrade after a
-    downgrade fails with 'type ... already exists'. Types that tables outside this
-    revision still use are kept.
-    """
-    if not directives or context_.dialect.name != "postgresql":
-        return
-    import sqlalchemy as sa
-    from alembic.operations import ops
-
-    script = directives[0]
-    created, created_tables = {}, set()
-    for op_ in script.upgrade_ops.ops:
-        if isinstance(op_, ops.CreateTableOp):
-            created_tables.add((op_.schema, op_.table_name))
-            for column in op_.columns:
-                type_ = getattr(column, "type", None)
-                if isinstance(type_, sa.Enum) and type_.name and type_.native_enum:
-                    created[(type_.schema or op_.schema, type_.name)] = True
-    metadata = get_metadata()
-    for table in metadata.tables.values() if metadata is not None else ():
-        if (table.schema, table.name) in created_tables:
-            continue
-        for column in table.columns:
-            if isinstance(column.type, sa.Enum):
-                created.pop((column.type.schema or table.schema, column.type.name), None)
-    preparer = context_.dialect.identifier_preparer
-    for schema, name in created:
-        quoted = preparer.quote(name)
-        if schema:
-            quoted = f"{preparer.quote_schema(schema)}.{quoted}"
-        script.downgrade_ops.ops.append(ops.ExecuteSQLOp(f"DROP TYPE IF EXISTS {quoted}"))
-
-
 configure_args = dict(migrate_state.configure_args)
 user_hook = configure_args.pop("process_revision_directives", None)
 
@@ -106,7 +71,10 @@ def process_revision_directives(context_, revision, directives):
     if directives:
         skip_empty_autogenerate(context_, revision, directives)
     if directives:
-        drop_created_enum_types(context_, revision, directives)
+        script = directives[0]
+        drop_created_enum_types(
+            context_.dialect, script.upgrade_ops, script.downgrade_ops, get_metadata()
+        )
 
 
 engine = get_engine()
