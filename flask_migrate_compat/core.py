@@ -11,6 +11,7 @@ Alembic's whole runtime (~100 ms), and applications import this module on every 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -252,12 +253,29 @@ def _script_config(
     return migrate.get_config(path, x_arg=x_arg, opts=opts)
 
 
-def _lock_guard(sql: bool, no_lock: bool, lock_timeout: float | None) -> t.Any:
-    """The migration lock around a command that writes the version table
-    (:func:`.lock.command_guard`)."""
+@contextlib.contextmanager
+def _version_table_command(
+    directory: _PathLike | None, x_arg: _XArgs, revision: str, sql: bool,
+    no_lock: bool, lock_timeout: float | None, use_new_sqlite_path: bool,
+) -> t.Iterator[Config]:
+    """What ``upgrade``, ``downgrade`` and ``stamp`` (the commands that write the
+    version table) do around the Alembic call, which runs inside the block.
+
+    In order: the relative SQLite path check (:func:`.legacy.check_sqlite_paths`,
+    online only), the script directory's config, the target revision check
+    (:func:`_check_target`), then the migration lock (:func:`.lock.command_guard`)
+    held for the whole block.
+
+    :yields: the Alembic config to pass to the command.
+    """
+    if not (sql or use_new_sqlite_path):
+        legacy.check_sqlite_paths()
+    config = _script_config(directory, x_arg)
+    _check_target(config, revision)
     from .lock import command_guard
 
-    return command_guard(sql=sql, no_lock=no_lock, lock_timeout=lock_timeout)
+    with command_guard(sql=sql, no_lock=no_lock, lock_timeout=lock_timeout):
+        yield config
 
 
 def _alembic() -> t.Any:
@@ -475,11 +493,8 @@ def upgrade(
         or a revision failed on a database without transactional DDL (the message
         names it).
     """
-    if not (sql or use_new_sqlite_path):
-        legacy.check_sqlite_paths()
-    config = _script_config(directory, x_arg)
-    _check_target(config, revision)
-    with _lock_guard(sql, no_lock, lock_timeout):
+    with _version_table_command(directory, x_arg, revision, sql, no_lock, lock_timeout,
+                                use_new_sqlite_path) as config:
         _alembic().upgrade(config, revision, sql=sql, tag=tag)
 
 
@@ -509,11 +524,8 @@ def downgrade(
     """
     if sql and revision == "-1":
         revision = "head:-1"
-    if not (sql or use_new_sqlite_path):
-        legacy.check_sqlite_paths()
-    config = _script_config(directory, x_arg)
-    _check_target(config, revision)
-    with _lock_guard(sql, no_lock, lock_timeout):
+    with _version_table_command(directory, x_arg, revision, sql, no_lock, lock_timeout,
+                                use_new_sqlite_path) as config:
         _alembic().downgrade(config, revision, sql=sql, tag=tag)
 
 
@@ -592,11 +604,8 @@ def stamp(
         resolves.
     :raises MigrateError: lock timeout, the SQLite path check or unreachable database.
     """
-    if not (sql or use_new_sqlite_path):
-        legacy.check_sqlite_paths()
-    config = _script_config(directory, x_arg)
-    _check_target(config, revision)
-    with _lock_guard(sql, no_lock, lock_timeout):
+    with _version_table_command(directory, x_arg, revision, sql, no_lock, lock_timeout,
+                                use_new_sqlite_path) as config:
         _alembic().stamp(config, revision, sql=sql, tag=tag, purge=purge)
 
 

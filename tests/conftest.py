@@ -171,6 +171,24 @@ def mysql_db(make_database) -> Database:
     return make_database("mysql")
 
 
+def output(proc) -> str:
+    """Everything a finished subprocess printed."""
+    return proc.stdout + proc.stderr
+
+
+def assert_one_error(proc, *fragments: str) -> str:
+    """Exit code 1, exactly one ``Error:`` line on stderr holding ``fragments``, and
+    no traceback anywhere. Returns the error line."""
+    assert proc.returncode == 1, output(proc)
+    assert "Traceback" not in output(proc)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, proc.stderr
+    assert "Error:" not in proc.stdout
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
 # -- applications on disk -------------------------------------------------------------
 
 APP_TEMPLATE = '''\

@@ -10,23 +10,8 @@ import shutil
 
 import sqlalchemy as sa
 
-from conftest import MODELS_V2
+from conftest import MODELS_V2, assert_one_error, output
 
-
-def output(proc) -> str:
-    return proc.stdout + proc.stderr
-
-
-def assert_one_error(proc, *fragments: str) -> str:
-    """Exit code 1, exactly one ``Error:`` line on stderr holding ``fragments``, and
-    no traceback anywhere. Returns the error line."""
-    assert proc.returncode == 1, output(proc)
-    assert "Traceback" not in output(proc)
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, proc.stderr
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-    return errors[0]
 
 
 def set_version(database, revision: str) -> None:

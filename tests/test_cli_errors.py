@@ -8,6 +8,8 @@ import socket
 
 import pytest
 
+from conftest import assert_one_error, output
+
 BROKEN_REVISION = '''\
 """A revision with a syntax error."""
 revision = "bad00001"
@@ -18,22 +20,6 @@ def upgrade(:
     pass
 '''
 
-
-def output(proc) -> str:
-    return proc.stdout + proc.stderr
-
-
-def assert_one_error(proc, *fragments: str) -> str:
-    """Exit code 1, exactly one ``Error:`` line on stderr holding ``fragments``, and
-    no traceback anywhere. Returns the error line."""
-    assert proc.returncode == 1, output(proc)
-    assert "Traceback" not in output(proc)
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, proc.stderr
-    assert "Error:" not in proc.stdout
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-    return errors[0]
 
 
 def snapshot(database) -> tuple:

@@ -15,11 +15,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from conftest import MODELS_V2, selected_databases
+from conftest import MODELS_V2, selected_databases, output
 
 
-def output(proc) -> str:
-    return proc.stdout + proc.stderr
 
 
 def new_files(before: list, after: list) -> list:
