@@ -114,7 +114,7 @@ def test_installed_wheel_runs_migrations(wheel_python, make_project, make_databa
         "print(flask_migrate_compat.__file__); print(alembic.__file__)"
     ))
     for path in proc.stdout.split():
-        # The installed copy, not the repository's, and not /work/venv's packages.
+        # The installed copy, not the repository's, and not the test venv's packages.
         assert Path(path).resolve().is_relative_to(venv_root.resolve()), proc.stdout
 
     wheel_run(project, wheel_python, "-m", "flask", "db", "init")
