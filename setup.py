@@ -84,6 +84,7 @@ setup(
         "test": [
             "pytest>=7",
             "Flask-Script>=2.0.6",
+            "Flask-Script-NG>=2.1",
             "psycopg[binary]>=3.1",
             "PyMySQL>=1.0",
             "nox>=2024.3",
