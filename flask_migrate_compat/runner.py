@@ -14,18 +14,17 @@ today's stack:
   ``flask_<name>``. When the script ends, one line on stderr lists what was served
   from where (nothing is printed when nothing was redirected).
 
-Nothing is written to disk. One difference from ``python manage.py``: ``sys.argv[0]``
-is the script's absolute path (``runpy`` sets it from the path it runs); Flask-Script
-only uses its base name.
+Nothing is written to disk.
 """
 from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import builtins
 import os
-import runpy
 import sys
+import types
 import typing as t
 
 USAGE = "usage: flask-migrate-compat path/to/manage.py [arguments for manage.py...]"
@@ -140,6 +139,10 @@ def run_script(script: str, args: t.Sequence[str]) -> None:
     Flask-Script shims applied; ``sys.argv``, ``sys.path``, ``sys.meta_path`` and
     ``sys.modules['__main__']`` are restored afterwards.
 
+    As with ``python manage.py`` on Python 3.9+: ``sys.argv[0]`` is the path as given,
+    ``__file__`` the absolute path, ``sys.path[0]`` the script's folder. (``runpy``
+    would make the two paths the same, so the script is executed here directly.)
+
     :param script: path to the script (``manage.py``).
     :param args: its command line arguments.
     :raises SystemExit: whatever the script exits with (``manager.run()`` always exits).
@@ -148,16 +151,25 @@ def run_script(script: str, args: t.Sequence[str]) -> None:
 
     _flask_script_compat.apply()
     path = os.path.abspath(script)
+    with open(path, "rb") as f:
+        code = compile(f.read(), path, "exec")
+    main = types.ModuleType("__main__")
+    main.__dict__.update(
+        __file__=path, __builtins__=builtins, __spec__=None, __cached__=None,
+        __loader__=importlib.machinery.SourceFileLoader("__main__", path),
+    )
     finder = LegacyImportFinder(_migrate_redirect_reason())
     saved_argv, saved_path0 = sys.argv[:], sys.path[0] if sys.path else None
+    saved_main = sys.modules.get("__main__")
     sys.argv[:] = [script, *args]
     if sys.path:
         sys.path[0] = os.path.dirname(path)
     else:
         sys.path.append(os.path.dirname(path))
     sys.meta_path.insert(0, finder)
+    sys.modules["__main__"] = main
     try:
-        runpy.run_path(path, run_name="__main__")
+        exec(code, main.__dict__)
     finally:
         sys.meta_path.remove(finder)
         line = finder.summary()
@@ -166,6 +178,8 @@ def run_script(script: str, args: t.Sequence[str]) -> None:
         sys.argv[:] = saved_argv
         if saved_path0 is not None:
             sys.path[0] = saved_path0
+        if saved_main is not None:
+            sys.modules["__main__"] = saved_main
 
 
 def main(argv: t.Sequence[str] | None = None) -> int:

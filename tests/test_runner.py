@@ -109,3 +109,21 @@ def test_finder_inactive_outside_the_runner():
     proc = subprocess.run([sys.executable, "-c", "import flask_migrate"],
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "ModuleNotFoundError" in proc.stderr
+
+
+def test_script_sees_what_python_manage_py_would_show(tmp_path):
+    """sys.argv, __file__, sys.path[0] and __name__ match a plain ``python manage.py``."""
+    script = tmp_path / "sub" / "manage.py"
+    script.parent.mkdir()
+    script.write_text(
+        "import sys\n"
+        "print(sys.argv, __file__, sys.path[0], __name__, sep='|')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    plain = subprocess.run([sys.executable, "sub/manage.py", "db", "upgrade"], cwd=tmp_path,
+                           capture_output=True, text=True, env=env, check=True)
+    runner = subprocess.run(
+        [sys.executable, "-m", "flask_migrate_compat", "sub/manage.py", "db", "upgrade"],
+        cwd=tmp_path, capture_output=True, text=True, env=env, check=True)
+    assert runner.stdout == plain.stdout
+    assert plain.stdout.startswith("['sub/manage.py', 'db', 'upgrade']|")
