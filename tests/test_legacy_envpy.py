@@ -227,3 +227,25 @@ def test_application_db_object_is_not_changed(tmp_path):
         assert "bind_key" not in Event.__table__.info
         assert set(db.metadata.tables) == {"user"}
         assert view.session is db.session
+
+
+@pytest.mark.parametrize("front_end", ["flask", "manage"])
+def test_errors_survive_fileconfig_of_old_env_py(front_end, make_project, password_databases):
+    """Old env.py files call ``fileConfig()`` with its default, which disables every
+    logger that exists (Flask-Migrate 2.x logged its errors, so they vanished). A
+    revision failing after that must still print its one ``Error:`` line."""
+    project = set_up(make_project, password_databases("sqlite"), "legacy_2_7")
+    revs = revisions_of("legacy_2_7")
+    failing = project.path / "migrations" / "versions" / "ffff0000aaaa_.py"
+    failing.write_text(
+        f'revision = "ffff0000aaaa"\ndown_revision = {revs[-1]!r}\n'
+        "from alembic import op\n\n\n"
+        "def upgrade():\n    op.execute('SELECT * FROM no_such_table')\n\n\n"
+        "def downgrade():\n    pass\n"
+    )
+    db = runner_for(project, front_end)
+    proc = db("upgrade", check=False)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "no_such_table" in errors[0], proc.stderr
