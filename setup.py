@@ -88,6 +88,7 @@ setup(
             "psycopg[binary]>=3.1",
             "PyMySQL>=1.0",
             "nox>=2024.3",
+            "build>=1.0",  # tests/test_import_hook.py builds the wheel and the sdist
         ],
     },
     classifiers=[
