@@ -61,8 +61,6 @@ lock_timeout_option = click.option(
     help="Give up (exit code 1) after waiting this long for the migration lock "
          "(default: MIGRATE_LOCK_TIMEOUT, else no limit).",
 )
-
-
 sqlite_path_option = click.option(
     legacy.SQLITE_OVERRIDE_OPTION, "use_new_sqlite_path", is_flag=True,
     help="Migrate the SQLite file a relative path means under Flask-SQLAlchemy 3 "
@@ -91,6 +89,14 @@ def _new_revision_options(f: _F) -> _F:
         ),
         rev_id_option,
     )):
+        f = decorator(f)
+    return f
+
+
+def _version_table_options(f: _F) -> _F:
+    """The options of the commands that write the version table (upgrade, downgrade,
+    stamp): the migration lock and the SQLite path check."""
+    for decorator in reversed((no_lock_option, lock_timeout_option, sqlite_path_option)):
         f = decorator(f)
     return f
 
@@ -200,9 +206,7 @@ def merge(**kwargs: t.Any) -> None:
 @sql_option
 @tag_option
 @x_arg_option
-@no_lock_option
-@lock_timeout_option
-@sqlite_path_option
+@_version_table_options
 @click.argument("revision", default="head")
 @with_appcontext
 def upgrade(**kwargs: t.Any) -> None:
@@ -215,9 +219,7 @@ def upgrade(**kwargs: t.Any) -> None:
 @sql_option
 @tag_option
 @x_arg_option
-@no_lock_option
-@lock_timeout_option
-@sqlite_path_option
+@_version_table_options
 @click.argument("revision", default="-1")
 @with_appcontext
 def downgrade(**kwargs: t.Any) -> None:
@@ -290,9 +292,7 @@ def current(**kwargs: t.Any) -> None:
     "--purge", is_flag=True,
     help="Empty the version table before stamping.",
 )
-@no_lock_option
-@lock_timeout_option
-@sqlite_path_option
+@_version_table_options
 @click.argument("revision", default="head")
 @with_appcontext
 def stamp(**kwargs: t.Any) -> None:
