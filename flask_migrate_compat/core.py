@@ -489,9 +489,10 @@ def upgrade(
         (:func:`.legacy.check_sqlite_paths`) and migrate the file Flask-SQLAlchemy 3
         resolves.
     :raises alembic.util.CommandError: unknown revision, or several heads with ``head``.
-    :raises MigrateError: lock timeout, the SQLite path check, unreachable database,
-        or a revision failed on a database without transactional DDL (the message
-        names it).
+    :raises MigrateError: lock timeout, the SQLite path check, or the database
+        unreachable for the lock.
+    :raises sqlalchemy.exc.SQLAlchemyError: a revision failed (:func:`error_message`
+        names it, and says when the database may hold part of it).
     """
     with _version_table_command(directory, x_arg, revision, sql, no_lock, lock_timeout,
                                 use_new_sqlite_path) as config:
@@ -602,7 +603,8 @@ def stamp(
     :param use_new_sqlite_path: skip the relative SQLite path check
         (:func:`.legacy.check_sqlite_paths`) and migrate the file Flask-SQLAlchemy 3
         resolves.
-    :raises MigrateError: lock timeout, the SQLite path check or unreachable database.
+    :raises MigrateError: lock timeout, the SQLite path check, or the database
+        unreachable for the lock.
     """
     with _version_table_command(directory, x_arg, revision, sql, no_lock, lock_timeout,
                                 use_new_sqlite_path) as config:
@@ -626,8 +628,11 @@ def error_message(exc: BaseException) -> str:
     password replaced by ``***``.
 
     Known errors (ours, Alembic's ``CommandError``, SQLAlchemy's database errors) give
-    their message; anything else (a broken revision script, a bug) is named with its
-    type and where it was raised.
+    their message; a database that cannot be reached is named (backend, database,
+    host); a failed revision is named with its database, saying whether that database
+    rolled it back or may hold part of it; anything else (a broken revision script, a
+    bug) is named with its type and where it was raised. Needs the application context
+    for the database names and passwords.
 
     :param exc: the exception a command raised.
     :returns: a single line, without the ``Error:`` prefix.
@@ -644,6 +649,9 @@ def error_message(exc: BaseException) -> str:
 def _known_error_text(exc: BaseException) -> str | None:
     if isinstance(exc, MigrateError):
         return str(exc)
+    text = _database_error_text(exc)
+    if text is not None:
+        return text
     alembic_exc = sys.modules.get("alembic.util.exc")
     if alembic_exc is not None and isinstance(exc, alembic_exc.CommandError):
         return str(exc)
@@ -651,9 +659,109 @@ def _known_error_text(exc: BaseException) -> str | None:
     if sa_exc is not None and isinstance(exc, sa_exc.DBAPIError):
         # str() of a DBAPIError adds the SQL, its parameters and a link; the driver's
         # own first line says what went wrong.
-        orig = str(exc.orig).strip().splitlines()
-        return f"database error: {orig[0] if orig else type(exc.orig).__name__}"
+        return f"database error: {first_line(exc)}"
     return None
+
+
+def describe_database(url: t.Any) -> str:
+    """``<backend> database 'name' on host:port``: names a database in a message
+    without user name or password.
+
+    :param url: a SQLAlchemy :class:`~sqlalchemy.engine.URL`.
+    :returns: for example ``postgresql database 'shop' on db.internal:5432``.
+    """
+    if url.get_backend_name() == "sqlite":
+        return f"SQLite database {url.database!r}"
+    host = url.host or "localhost"
+    if url.port:
+        host = f"{host}:{url.port}"
+    return f"{url.get_backend_name()} database {url.database!r} on {host}"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of a (DBAPI) error's message.
+
+    :param exc: an exception; for SQLAlchemy's wrappers, the driver's own error.
+    :returns: one line (the exception type's name when the message is empty).
+    """
+    orig = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+    return lines[0] if lines else type(orig).__name__
+
+
+def _database_error_text(exc: BaseException) -> str | None:
+    """A revision that failed, or a database that could not be reached, worded with
+    the database it concerns (from the current application's engines)."""
+    if not has_app_context():
+        return None
+    state = current_app.extensions.get("migrate")
+    if state is None or state.db is None:
+        return None
+    from .lock import app_engines
+
+    try:
+        engines = app_engines(current_app, state.db)
+    except Exception:  # noqa: BLE001 - no engines: nothing better to say
+        return None
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    failed = _failed_revision(exc)
+    if failed is not None:
+        revision, function = failed
+        engine = _engine_of(function, engines)
+        if engine is not None and not _transactional_ddl(engine):
+            return (
+                f"revision {revision} failed in {function}() on the "
+                f"{describe_database(engine.url)}: {first_line(exc)}. This database "
+                "cannot roll back schema changes, so it may hold part of revision "
+                f"{revision} although its version table "
+                "does not list it: compare the database with the revision script, "
+                "repair or undo the partial changes by hand, then run the command again"
+            )
+        if engine is not None:
+            return (
+                f"revision {revision} failed in {function}() on the "
+                f"{describe_database(engine.url)}: {first_line(exc)}. Its transaction "
+                "was rolled back, so the database is at the revision its version table "
+                "names ('db current' shows it)"
+            )
+        return None
+    if sa_exc is not None and isinstance(exc, sa_exc.DBAPIError) and exc.statement is None:
+        # No statement: the failure happened while connecting.
+        where = " or ".join(describe_database(engine.url) for engine in engines.values())
+        return f"cannot connect to the {where}: {first_line(exc)}"
+    return None
+
+
+def _failed_revision(exc: BaseException) -> tuple[str, str] | None:
+    """``(revision id, function name)`` of the revision script frame the exception
+    went through, or ``None`` when it did not come from a revision script."""
+    tb = exc.__traceback__
+    found = None
+    while tb is not None:
+        f_globals = tb.tb_frame.f_globals
+        if "down_revision" in f_globals and isinstance(f_globals.get("revision"), str):
+            found = (f_globals["revision"], tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    return found
+
+
+def _engine_of(function: str, engines: t.Mapping[str, t.Any]) -> t.Any:
+    """The engine a revision function runs on: multidb scripts name the bind in the
+    function (``upgrade_<bind>``, ``upgrade_`` for the default one); single-database
+    scripts run on the default engine."""
+    for prefix in ("upgrade_", "downgrade_"):
+        if function.startswith(prefix) and function[len(prefix):] in engines:
+            return engines[function[len(prefix):]]
+    return engines.get("")
+
+
+def _transactional_ddl(engine: t.Any) -> bool:
+    from alembic.ddl.impl import DefaultImpl
+
+    try:
+        return bool(DefaultImpl.get_by_dialect(engine.dialect).transactional_ddl)
+    except Exception:  # noqa: BLE001 - unknown dialect: do not claim anything
+        return True
 
 
 def _where(exc: BaseException) -> str:

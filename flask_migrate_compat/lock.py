@@ -21,10 +21,6 @@ The lock is released on every way out of the command: a normal return, an except
 Ctrl-C (``KeyboardInterrupt``) and SIGTERM, which :func:`guard` turns into
 :class:`Terminated` while it holds the lock. When the process dies anyway (SIGKILL, a
 crash), the server drops the lock with the session and the OS drops the file lock.
-
-This module also words two kinds of failure for the terminal: a database that cannot
-be reached (naming host and database, never the password), and a revision that fails
-on a database without transactional DDL (naming the revision, which may be half-applied).
 """
 from __future__ import annotations
 
@@ -36,7 +32,7 @@ import threading
 import time
 import typing as t
 
-from .core import MigrateError
+from .core import MigrateError, describe_database, first_line
 
 #: Seconds between two attempts to take a lock held by another process.
 POLL_INTERVAL = 0.1
@@ -62,22 +58,6 @@ def _describe(url: t.Any) -> str:
         return url.set(username=None, password=None).render_as_string(hide_password=True)
     except AttributeError:  # SQLAlchemy < 1.4 has no URL.set()
         return f"{url.drivername}://{url.host or ''}/{url.database or ''}"
-
-
-def _where(url: t.Any) -> str:
-    """``<backend> database 'name' on host:port`` for error messages."""
-    if url.get_backend_name() == "sqlite":
-        return f"SQLite database {url.database!r}"
-    host = url.host or "localhost"
-    if url.port:
-        host = f"{host}:{url.port}"
-    return f"{url.get_backend_name()} database {url.database!r} on {host}"
-
-
-def _first_line(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
-    return lines[0] if lines else type(orig).__name__
 
 
 # -- lock backends ---------------------------------------------------------------------
@@ -109,7 +89,7 @@ class _ServerLock(_Lock):
             connection = engine.connect()
         except sa.exc.DBAPIError as exc:
             raise MigrateError(
-                f"cannot connect to the {_where(engine.url)}: {_first_line(exc)}"
+                f"cannot connect to the {describe_database(engine.url)}: {first_line(exc)}"
             ) from None
         # Autocommit: the lock connection must not sit "idle in transaction", which
         # would hold a snapshot (PostgreSQL's CREATE INDEX CONCURRENTLY waits for it).
@@ -289,7 +269,7 @@ def guard(
     stderr: t.TextIO | None = None,
 ) -> t.Iterator[None]:
     """Run a migration command under the migration lock of every database in
-    ``engines``, and word its failures for the terminal.
+    ``engines``.
 
     Locks are taken in a fixed order (sorted by key), so that two processes guarding
     the same databases cannot deadlock, and released in reverse order on every way
@@ -301,13 +281,12 @@ def guard(
         reaching one database share one lock.
     :param version_table: the version table's name (part of the lock key).
     :param version_table_schema: the version table's schema, or ``None``.
-    :param lock: ``False`` runs the block without any lock (failures are still worded).
+    :param lock: ``False`` runs the block without any lock.
     :param timeout: seconds to wait for a lock held by another process; ``None``
         waits for as long as it takes.
     :param stderr: where to say that the process waits; default ``sys.stderr``.
-    :raises MigrateError: when a database cannot be reached, when ``timeout`` runs
-        out, or when a revision fails on a database without transactional DDL (the
-        message names the revision); the front ends exit with code 1.
+    :raises MigrateError: when a database cannot be reached for its lock, or when
+        ``timeout`` runs out; the front ends exit with code 1.
     :raises Terminated: on SIGTERM, after releasing the locks.
     """
     out = stderr if stderr is not None else sys.stderr
@@ -335,81 +314,12 @@ def guard(
                     for made in ordered:
                         if made not in held and isinstance(made, _ServerLock):
                             made._discard()
-            try:
-                yield
-            except Exception as exc:
-                worded = _worded(exc, engines)
-                if worded is exc:
-                    raise
-                raise worded from exc
+            yield
         finally:
             for made in reversed(held):
                 # An error releasing one lock must not keep the others held.
                 with contextlib.suppress(Exception):
                     made.release()
-
-
-def _worded(exc: Exception, engines: t.Mapping[str, t.Any]) -> Exception:
-    """``exc``, or a :class:`MigrateError` that explains it better."""
-    if isinstance(exc, MigrateError):
-        return exc
-    sa_exc = sys.modules.get("sqlalchemy.exc")
-    failed = _failed_revision(exc)
-    if failed is not None:
-        revision, function = failed
-        engine = _engine_of(function, engines)
-        if engine is not None and not _transactional_ddl(engine):
-            return MigrateError(
-                f"revision {revision} failed in {function}() on the {_where(engine.url)}: "
-                f"{_first_line(exc)}. This database cannot roll back schema changes, so "
-                f"it may hold part of revision {revision} although its version table "
-                "does not list it: compare the database with the revision script, "
-                "repair or undo the partial changes by hand, then run the command again"
-            )
-        if engine is not None:
-            return MigrateError(
-                f"revision {revision} failed in {function}() on the {_where(engine.url)}: "
-                f"{_first_line(exc)}. Its transaction was rolled back, so the database "
-                "is at the revision its version table names ('db current' shows it)"
-            )
-        return exc
-    if sa_exc is not None and isinstance(exc, sa_exc.DBAPIError) and exc.statement is None:
-        # No statement: the failure happened while connecting.
-        where = " or ".join(_where(engine.url) for engine in engines.values())
-        return MigrateError(f"cannot connect to the {where}: {_first_line(exc)}")
-    return exc
-
-
-def _failed_revision(exc: BaseException) -> tuple[str, str] | None:
-    """``(revision id, function name)`` of the revision script frame the exception
-    went through, or ``None`` when it did not come from a revision script."""
-    tb = exc.__traceback__
-    found = None
-    while tb is not None:
-        f_globals = tb.tb_frame.f_globals
-        if "down_revision" in f_globals and isinstance(f_globals.get("revision"), str):
-            found = (f_globals["revision"], tb.tb_frame.f_code.co_name)
-        tb = tb.tb_next
-    return found
-
-
-def _engine_of(function: str, engines: t.Mapping[str, t.Any]) -> t.Any:
-    """The engine a revision function runs on: multidb scripts name the bind in the
-    function (``upgrade_<bind>``, ``upgrade_`` for the default one); single-database
-    scripts run on the default engine."""
-    for prefix in ("upgrade_", "downgrade_"):
-        if function.startswith(prefix) and function[len(prefix):] in engines:
-            return engines[function[len(prefix):]]
-    return engines.get("")
-
-
-def _transactional_ddl(engine: t.Any) -> bool:
-    from alembic.ddl.impl import DefaultImpl
-
-    try:
-        return bool(DefaultImpl.get_by_dialect(engine.dialect).transactional_ddl)
-    except Exception:  # noqa: BLE001 - unknown dialect: do not claim anything
-        return True
 
 
 def command_guard(
