@@ -786,13 +786,8 @@ def _redact(text: str) -> str:
 def _known_passwords() -> set[str]:
     if not has_app_context():
         return set()
-    config = current_app.config
-    urls = [config.get("SQLALCHEMY_DATABASE_URI")]
-    urls.extend((config.get("SQLALCHEMY_BINDS") or {}).values())
     passwords = set()
-    for url in urls:
-        if isinstance(url, dict):  # Flask-SQLAlchemy 3 allows engine options per bind
-            url = url.get("url")
+    for _key, url in legacy.configured_urls(current_app.config):
         password = getattr(url, "password", None)
         if password is None and isinstance(url, str) and "@" in url:
             from sqlalchemy.engine import make_url

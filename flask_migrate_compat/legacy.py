@@ -239,8 +239,13 @@ def unwrap(db: t.Any) -> t.Any:
 # -- the Alembic config ------------------------------------------------------------------
 
 
-def _configured_urls(config: t.Mapping[str, t.Any]) -> list[tuple[str | None, t.Any]]:
-    """``(bind key, URL as configured)`` for the default database and every bind."""
+def configured_urls(config: t.Mapping[str, t.Any]) -> list[tuple[str | None, t.Any]]:
+    """``(bind key, URL as configured)`` for the default database and every bind.
+
+    :param config: the application's config.
+    :returns: ``None`` is the default database's key; a bind configured as a dict of
+        engine options (Flask-SQLAlchemy 3) gives its ``url``; unset ones are skipped.
+    """
     found: list[tuple[str | None, t.Any]] = []
     if config.get("SQLALCHEMY_DATABASE_URI") is not None:
         found.append((None, config["SQLALCHEMY_DATABASE_URI"]))
@@ -273,7 +278,7 @@ def engine_url_option(value: t.Any) -> t.Any:
     engines = getattr(unwrap(getattr(state, "db", None)), "engines", None)
     if engines is None:
         return value
-    for key, configured in _configured_urls(current_app.config):
+    for key, configured in configured_urls(current_app.config):
         if value is configured or (isinstance(value, str) and value == configured):
             engine = engines.get(key)
             if engine is None:
@@ -385,7 +390,7 @@ def check_sqlite_paths() -> None:
     version_table = (getattr(state, "configure_args", None) or {}).get(
         "version_table", "alembic_version"
     )
-    for key, configured in _configured_urls(current_app.config):
+    for key, configured in configured_urls(current_app.config):
         engine = engines.get(key)
         if engine is None:
             continue
