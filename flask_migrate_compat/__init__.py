@@ -14,10 +14,11 @@ Flask-Script's names is first used.
 
 __version__ = "1.0.0"
 
+# Flask-Migrate 4.1's module-level names (and 2.7's, but for MigrateCommand below).
 _CORE_NAMES = (
-    "Migrate", "MigrateError", "list_templates", "init", "revision", "migrate", "edit",
-    "merge", "upgrade", "downgrade", "show", "history", "heads", "branches", "current",
-    "stamp", "check",
+    "Migrate", "MigrateError", "alembic_version", "catch_errors", "log",
+    "list_templates", "init", "revision", "migrate", "edit", "merge", "upgrade",
+    "downgrade", "show", "history", "heads", "branches", "current", "stamp", "check",
 )
 # Flask-Script's public names, re-exported so that one import line serves manage.py.
 _SCRIPT_NAMES = (
@@ -25,6 +26,7 @@ _SCRIPT_NAMES = (
     "prompt_bool", "prompt_choices",
 )
 _LAZY = dict.fromkeys(_CORE_NAMES, "core")
+_LAZY.update(Migrate="extension", _MigrateConfig="extension", MigrateError="errors")
 _LAZY.update(dict.fromkeys(_SCRIPT_NAMES, "script"))
 _LAZY.update(Config="config", MigrateCommand="script", make_migrate_command="script")
 

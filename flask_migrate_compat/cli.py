@@ -14,11 +14,12 @@ from __future__ import annotations
 import inspect
 import os
 import typing as t
+import warnings
 
 import click
 from flask.cli import with_appcontext
 
-from . import core, legacy
+from . import core, errors, legacy
 
 #: Key under which the group callback leaves its options in ``ctx.meta``, which every
 #: sub-command's context shares (``ctx.obj`` belongs to Flask's ``ScriptInfo``).
@@ -57,7 +58,7 @@ no_lock_option = click.option(
          "wait for each other.",
 )
 lock_timeout_option = click.option(
-    "--lock-timeout", type=float, default=None, metavar="SECONDS",
+    "--lock-timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
     help="Give up (exit code 1) after waiting this long for the migration lock "
          "(default: MIGRATE_LOCK_TIMEOUT, else no limit).",
 )
@@ -110,12 +111,17 @@ def db(ctx: click.Context, directory: str | None, x_arg: tuple[str, ...]) -> Non
     ctx.meta[GROUP_OPTIONS_KEY] = {"directory": directory, "x_arg": x_arg}
 
 
-def _run(func: t.Callable[..., t.Any], **kwargs: t.Any) -> None:
+def _run(func: t.Callable[..., t.Any], **kwargs: t.Any) -> t.Any:
     """Call a core command with the group-level options merged in.
 
     A command's own ``-d`` wins over the group's; x-arguments of both are passed, the
-    group's first. Failures print one line on stderr and exit with code 1 (set
-    ``FLASK_MIGRATE_COMPAT_TRACEBACK=1`` to see the traceback instead).
+    group's first. Warnings raised meanwhile (Alembic's ``UserWarning``, for example) are
+    printed as one ``Warning: ...`` line each. A failure prints one ``Error: ...``
+    line on stderr and exits with code 1, or 130 / 143 when Ctrl-C / SIGTERM
+    interrupted it (set ``FLASK_MIGRATE_COMPAT_TRACEBACK=1`` to see the traceback
+    instead).
+
+    :returns: what the core command returned.
     """
     ctx = click.get_current_context()
     group = ctx.meta.get(GROUP_OPTIONS_KEY, {})
@@ -124,13 +130,30 @@ def _run(func: t.Callable[..., t.Any], **kwargs: t.Any) -> None:
         kwargs["directory"] = group.get("directory")
     if "x_arg" in accepted:
         kwargs["x_arg"] = (*group.get("x_arg", ()), *kwargs.get("x_arg", ()))
-    try:
-        func(**kwargs)
-    except Exception as exc:
-        if os.environ.get(core.TRACEBACK_ENV):
-            raise
-        click.echo(f"Error: {core.error_message(exc)}", err=True)
-        ctx.exit(1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        try:
+            return func(**kwargs)
+        except (Exception, KeyboardInterrupt) as exc:
+            if os.environ.get(errors.TRACEBACK_ENV):
+                raise
+            _show_warnings(caught)
+            click.echo(f"Error: {core.error_message(exc)}", err=True)
+            ctx.exit(errors.exit_code(exc))
+        finally:
+            _show_warnings(caught)
+
+
+def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """Print each warning once as ``Warning: <message>`` (Python's own format takes
+    two lines: the message and the source line that raised it)."""
+    seen = set()
+    for warning in caught:
+        text = " ".join(str(warning.message).split())
+        if text not in seen:
+            seen.add(text)
+            click.echo(f"Warning: {core.redacted(text)}", err=True)
+    caught.clear()
 
 
 @db.command()

@@ -1,256 +1,77 @@
-"""The core of flask-migrate-compat: the Flask extension and the migration commands.
+"""The core of flask-migrate-compat: the migration commands.
 
 Both front ends (the ``flask db`` Click group in :mod:`.cli` and the Flask-Script
 ``MigrateCommand`` in :mod:`.script`) are thin layers over this module, which in turn
 is a thin layer over :mod:`alembic.command`. Nothing here knows about Click or
-Flask-Script.
+Flask-Script; the Flask extension that registers the Click group is
+:mod:`.extension`, above both.
 
 Alembic is imported only when a command runs: ``alembic.config`` alone pulls in
 Alembic's whole runtime (~100 ms), and applications import this module on every start.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
+import logging
 import os
 import re
 import sys
 import typing as t
 
-from flask import current_app, has_app_context
-
 from . import legacy
+from .errors import TRACEBACK_ENV, MigrateError, redact
+from .errors import error_message as _error_message
+from .lock import command_guard
+from .state import error_context, get_state
 
 if t.TYPE_CHECKING:  # pragma: no cover
-    from flask import Flask
-
     from .config import Config
 
-#: Name of the environment variable that makes the front ends re-raise unexpected
-#: errors with their traceback instead of printing one line.
-TRACEBACK_ENV = "FLASK_MIGRATE_COMPAT_TRACEBACK"
+__all__ = [
+    "TRACEBACK_ENV", "MigrateError", "alembic_version", "catch_errors",
+    "error_message", "log", "list_templates", "init", "revision", "migrate", "edit",
+    "merge", "upgrade", "downgrade", "show", "history", "heads", "branches", "current",
+    "stamp", "check",
+]
+
+#: The package's logger (Flask-Migrate's module-level ``log``).
+log = logging.getLogger("flask_migrate_compat")
 
 _PathLike = t.Union[str, "os.PathLike[str]"]
 _XArgs = t.Union[None, str, t.Sequence[str]]
 
 
-class MigrateError(Exception):
-    """An error the user can fix (missing folder, no application context...).
+def __getattr__(name: str) -> t.Any:
+    # ``alembic_version`` is computed on first use: importing Alembic costs ~100 ms,
+    # which an application importing this module on every start should not pay.
+    if name == "alembic_version":
+        from alembic import __version__
 
-    Its message is a single line suitable for showing on a terminal. The command line
-    front ends print it on stderr and exit with code 1; Python callers can catch it.
-    """
-
-
-class _MigrateState:
-    """What ``app.extensions['migrate']`` holds.
-
-    Committed ``env.py`` files of every Flask-Migrate generation read these attributes,
-    so their names are a public contract: ``migrate`` (the :class:`Migrate` instance),
-    ``db`` (the Flask-SQLAlchemy extension, seen through
-    :class:`.legacy.LegacyDB` under Flask-SQLAlchemy 3), ``directory`` (str),
-    ``configure_args`` (the keyword arguments for ``context.configure``) and
-    ``metadata`` (``db.metadata``: the default :class:`~sqlalchemy.MetaData`, or every
-    bind's tables when there are binds; Flask-Migrate 1.x stored ``db`` itself here).
-    """
-
-    def __init__(self, migrate: Migrate, db: t.Any, **configure_args: t.Any) -> None:
-        self.migrate = migrate
-        self.db = legacy.wrap_db(db)  # old env.py spellings; see legacy.LegacyDB
-        self.directory = migrate.directory
-        self.configure_args = configure_args
-
-    @property
-    def metadata(self) -> t.Any:
-        """The default bind's :class:`~sqlalchemy.MetaData` (``db.metadata``)."""
-        return self.db.metadata
-
-
-class Migrate:
-    """The Flask extension: connects an application and its Flask-SQLAlchemy ``db``
-    to an Alembic script directory and registers the ``flask db`` command group.
-
-    Compatible with Flask-Migrate 4.1 (and a superset of 2.7): the application may be
-    given now or later through :meth:`init_app` (application-factory pattern).
-
-    :param app: the :class:`~flask.Flask` application, or ``None`` to call
-        :meth:`init_app` later.
-    :param db: the Flask-SQLAlchemy extension instance.
-    :param directory: the script directory (``str`` or :class:`pathlib.Path`),
-        relative to the working directory; default ``"migrations"``.
-    :param command: the name of the Click command group on ``app.cli``; default ``"db"``.
-    :param compare_type: passed to ``context.configure``: autogenerate detects column
-        type changes. Default ``True`` (Flask-Migrate 2.x defaulted to ``False``).
-    :param render_as_batch: passed to ``context.configure``: autogenerate writes
-        ``batch_alter_table`` blocks, which SQLite needs to alter tables. Default ``True``.
-    :param lock: take the migration lock (:mod:`.lock`) around ``upgrade``,
-        ``downgrade`` and ``stamp``, so that concurrent runs on one database wait for
-        each other. Default ``True``; the ``MIGRATE_LOCK = False`` application
-        setting and the ``--no-lock`` option also turn it off.
-    :param kwargs: any other keyword arguments for Alembic's ``context.configure``,
-        for example ``transaction_per_migration=True`` (default ``False``, Alembic's:
-        on PostgreSQL a failed ``upgrade`` then rolls back every revision of the run;
-        with ``True`` it keeps the revisions before the failed one).
-    """
-
-    def __init__(
-        self,
-        app: Flask | None = None,
-        db: t.Any = None,
-        directory: _PathLike = "migrations",
-        command: str = "db",
-        compare_type: bool = True,
-        render_as_batch: bool = True,
-        lock: bool = True,
-        **kwargs: t.Any,
-    ) -> None:
-        self.lock = lock
-        self.configure_callbacks: list[t.Callable[[Config], Config]] = []
-        self.db = db
-        self.command = command
-        self.directory = os.fspath(directory)
-        self.alembic_ctx_kwargs: dict[str, t.Any] = dict(
-            kwargs, compare_type=compare_type, render_as_batch=render_as_batch
-        )
-        if app is not None and db is not None:
-            self.init_app(app, db, directory)
-
-    def init_app(
-        self,
-        app: Flask,
-        db: t.Any = None,
-        directory: _PathLike | None = None,
-        command: str | None = None,
-        compare_type: bool | None = None,
-        render_as_batch: bool | None = None,
-        lock: bool | None = None,
-        **kwargs: t.Any,
-    ) -> None:
-        """Register the extension on ``app``: store the state in
-        ``app.extensions['migrate']`` and add the command group to ``app.cli``.
-
-        Arguments left as ``None`` keep the value given to the constructor.
-
-        :param app: the :class:`~flask.Flask` application.
-        :param db: the Flask-SQLAlchemy extension instance.
-        :param directory: the script directory (``str`` or :class:`pathlib.Path`).
-        :param command: the name of the command group on ``app.cli``.
-        :param compare_type: see :class:`Migrate`.
-        :param render_as_batch: see :class:`Migrate`.
-        :param lock: see :class:`Migrate`.
-        :param kwargs: more keyword arguments for ``context.configure``.
-        """
-        from .cli import db as db_group  # Click is already loaded by Flask: cheap
-
-        if db is not None:
-            self.db = db
-        if command is not None:
-            self.command = command
-        if directory is not None:
-            self.directory = os.fspath(directory)
-        self.alembic_ctx_kwargs.update(kwargs)
-        if compare_type is not None:
-            self.alembic_ctx_kwargs["compare_type"] = compare_type
-        if render_as_batch is not None:
-            self.alembic_ctx_kwargs["render_as_batch"] = render_as_batch
-        if lock is not None:
-            self.lock = lock
-        app.extensions["migrate"] = _MigrateState(self, self.db, **self.alembic_ctx_kwargs)
-        app.cli.add_command(db_group, name=self.command)
-
-    def configure(self, f: t.Callable[[Config], Config]) -> t.Callable[[Config], Config]:
-        """Decorator: register ``f(config) -> config`` to adjust every Alembic
-        :class:`Config` this extension creates (callbacks run in registration order).
-
-        :param f: a callable taking and returning an Alembic ``Config``.
-        :returns: ``f`` unchanged.
-        """
-        self.configure_callbacks.append(f)
-        return f
-
-    def call_configure_callbacks(self, config: Config) -> Config:
-        """Pass ``config`` through every :meth:`configure` callback.
-
-        :param config: an Alembic ``Config``.
-        :returns: what the last callback returned (``config`` when there are none).
-        """
-        for callback in self.configure_callbacks:
-            config = callback(config)
-        return config
-
-    def get_config(
-        self,
-        directory: _PathLike | None = None,
-        x_arg: _XArgs = None,
-        opts: t.Iterable[str] | None = None,
-    ) -> Config:
-        """Build the Alembic :class:`Config` for a script directory.
-
-        :param directory: the script directory; default: this extension's ``directory``.
-        :param x_arg: x-arguments (``"key=value"`` strings, or one string) that env.py
-            and revision scripts read with ``context.get_x_argument()``.
-        :param opts: names of boolean command options to set on ``config.cmd_opts``
-            (for example ``["autogenerate"]``, which env.py checks).
-        :returns: a :class:`flask_migrate_compat.Config` reading
-            ``<directory>/alembic.ini``, after the :meth:`configure` callbacks.
-        """
-        from .config import Config
-
-        directory = os.fspath(self.directory if directory is None else directory)
-        config = Config(os.path.join(directory, "alembic.ini"))
-        config.set_main_option("script_location", directory)
-        if config.cmd_opts is None:
-            config.cmd_opts = argparse.Namespace()
-        for opt in opts or ():
-            setattr(config.cmd_opts, opt, True)
-        if not hasattr(config.cmd_opts, "x"):
-            config.cmd_opts.x = _as_list(x_arg)
-        return legacy.adapt_config(self.call_configure_callbacks(config))
-
-
-def _as_list(x_arg: _XArgs) -> list[str]:
-    if x_arg is None:
-        return []
-    if isinstance(x_arg, str):
-        return [x_arg]
-    return list(x_arg)
-
-
-def _state() -> _MigrateState:
-    """The current application's :class:`_MigrateState`.
-
-    :raises MigrateError: outside an application context, or when the application
-        has no :class:`Migrate` extension.
-    """
-    if not has_app_context():
-        raise MigrateError(
-            "this command needs an application context: run it through 'flask db' or "
-            "'manage.py db', or call it inside 'with app.app_context():'"
-        )
-    state = current_app.extensions.get("migrate")
-    if state is None:
-        raise MigrateError(
-            f"application {current_app.name!r} has no Migrate extension: "
-            "call Migrate(app, db) or migrate.init_app(app, db)"
-        )
-    return state
+        value = tuple(int(part) for part in re.findall(r"\d+", __version__)[:3])
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _script_config(
     directory: _PathLike | None, x_arg: _XArgs = None, opts: t.Iterable[str] | None = None
 ) -> Config:
-    """The Alembic config of an existing script directory.
+    """The Alembic config of an existing script directory, whose revision files have
+    been loaded and checked (:func:`_load_script_directory`).
 
-    :raises MigrateError: when the directory has not been created by ``init``.
+    :raises MigrateError: when the directory has not been created by ``init``, or a
+        revision file names a missing ``down_revision`` or repeats a revision id.
     """
-    migrate = _state().migrate
+    migrate = get_state().migrate
     path = os.fspath(migrate.directory if directory is None else directory)
     if not os.path.isdir(path):
         raise MigrateError(
             f"migrations folder {path!r} not found (looked in {os.path.abspath(path)}): "
             "run 'db init' to create it, or pass -d/--directory"
         )
-    return migrate.get_config(path, x_arg=x_arg, opts=opts)
+    config = migrate.get_config(path, x_arg=x_arg, opts=opts)
+    _load_script_directory(config)
+    return config
 
 
 @contextlib.contextmanager
@@ -263,8 +84,10 @@ def _version_table_command(
 
     In order: the relative SQLite path check (:func:`.legacy.check_sqlite_paths`,
     online only), the script directory's config, the target revision check
-    (:func:`_check_target`), then the migration lock (:func:`.lock.command_guard`)
-    held for the whole block.
+    (:func:`_check_target`), then the migration lock (:func:`.lock.command_guard`) of
+    the databases env.py migrates, held for the whole block. An exception leaving the
+    block carries ``fmc_autocommit_revisions``: the revisions whose
+    ``autocommit_block()`` ran (committed whatever happens after).
 
     :yields: the Alembic config to pass to the command.
     """
@@ -272,16 +95,79 @@ def _version_table_command(
         legacy.check_sqlite_paths()
     config = _script_config(directory, x_arg)
     _check_target(config, revision)
-    from .lock import command_guard
+    with command_guard(sql=sql, no_lock=no_lock, lock_timeout=lock_timeout,
+                       binds=_migrated_binds(config)), \
+            _autocommit_tracker() as committed:
+        try:
+            yield config
+        except BaseException as exc:
+            exc.fmc_autocommit_revisions = tuple(committed)  # type: ignore[attr-defined]
+            raise
 
-    with command_guard(sql=sql, no_lock=no_lock, lock_timeout=lock_timeout):
-        yield config
+
+def _migrated_binds(config: Config) -> list[str] | None:
+    """The databases env.py migrates: every bind for a multidb env.py (it passes
+    ``engine_name`` to ``run_migrations``, as every multidb template since
+    Flask-Migrate 2.0 does), else the default database alone."""
+    env_py = os.path.join(config.get_main_option("script_location") or "", "env.py")
+    try:
+        with open(env_py, encoding="utf-8") as f:
+            multidb = re.search(r"run_migrations\(\s*engine_name", f.read()) is not None
+    except OSError:
+        multidb = True  # unknown: lock everything, as before
+    return None if multidb else [""]
+
+
+@contextlib.contextmanager
+def _autocommit_tracker() -> t.Iterator[list[str]]:
+    """Record which revisions enter ``autocommit_block()`` while the block runs.
+
+    What runs there is committed at once, so after a failure the database holds it
+    even where the rest of the revision was rolled back; the error line must say so.
+    Alembic (1.20) has no hook for it: ``MigrationContext.autocommit_block`` is
+    wrapped for the duration of the command and restored afterwards.
+    """
+    from alembic.runtime.migration import MigrationContext
+
+    committed: list[str] = []
+    original = MigrationContext.__dict__["autocommit_block"]
+
+    def autocommit_block(self: t.Any) -> t.Any:
+        frame = sys._getframe(1)
+        while frame is not None:
+            f_globals = frame.f_globals
+            if "down_revision" in f_globals and isinstance(f_globals.get("revision"), str):
+                if f_globals["revision"] not in committed:
+                    committed.append(f_globals["revision"])
+                break
+            frame = frame.f_back
+        return original(self)
+
+    MigrationContext.autocommit_block = autocommit_block
+    try:
+        yield committed
+    finally:
+        MigrationContext.autocommit_block = original
+
+
+class _AlembicCommands:
+    """``alembic.command``, each function called inside
+    :func:`_explained_revision_errors`."""
+
+    def __getattr__(self, name: str) -> t.Callable[..., t.Any]:
+        from alembic import command
+
+        function = getattr(command, name)
+
+        def call(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            with _explained_revision_errors():
+                return function(*args, **kwargs)
+
+        return call
 
 
 def _alembic() -> t.Any:
-    from alembic import command
-
-    return command
+    return _AlembicCommands()
 
 
 def _check_target(config: Config, revision: str) -> None:
@@ -296,21 +182,128 @@ def _check_target(config: Config, revision: str) -> None:
     """
     if ":" in revision or re.search(r"[+-]\d+$", revision):
         return
+    with _explained_revision_errors():
+        _loaded_script(config).get_revisions(revision)
+
+
+#: The (config, ScriptDirectory) that :func:`_load_script_directory` loaded last.
+_loaded_scripts: list = []
+
+
+def _loaded_script(config: Config) -> t.Any:
+    for loaded_config, script in _loaded_scripts:
+        if loaded_config is config:
+            return script
+    return _load_script_directory(config)
+
+
+def _load_script_directory(config: Config) -> t.Any:
+    """Load the script directory and every revision file once, and check them.
+
+    Alembic warns (``UserWarning``) and then fails with a bare ``KeyError`` when a
+    ``down_revision`` names a missing revision, and only warns when two files share a
+    revision id (the next command then fails on "multiple heads"). Both become one
+    :class:`MigrateError` naming the files. The instance is kept for the Alembic
+    command that follows (:func:`_reuse_script_directory`).
+
+    :returns: the :class:`alembic.script.ScriptDirectory`.
+    :raises MigrateError: for a missing down revision or a duplicate revision id.
+    """
+    import warnings
+
     from alembic.script import ScriptDirectory
 
     _reuse_script_directory(ScriptDirectory)
+    _loaded_scripts[:] = []
     script = ScriptDirectory.from_config(config)
-    script.get_revisions(revision)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            script.revision_map.heads  # builds the map: imports every revision file
+        except Exception as exc:
+            problem = _revision_files_problem(script)
+            if problem is not None:
+                raise MigrateError(problem) from exc
+            raise
+    problem = _revision_files_problem(script) if caught else None
+    if problem is not None:
+        raise MigrateError(problem)
+    for warning in caught:  # anything else: pass it on, once
+        warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                               warning.lineno)
     _loaded_scripts[:] = [(config, script)]
+    return script
 
 
-#: The (config, ScriptDirectory) that :func:`_check_target` loaded last.
-_loaded_scripts: list = []
+def _revision_files_problem(script: t.Any) -> str | None:
+    """What is wrong with the revision files' ids: a repeated revision id, or a
+    ``down_revision`` that no file defines; ``None`` when neither."""
+    # ScriptDirectory._load_revisions (private, unchanged since Alembic 0.7) yields
+    # one Script per file without building the revision map, which is what failed.
+    files: dict[str, list[str]] = {}
+    scripts = list(script._load_revisions())
+    for found in scripts:
+        files.setdefault(found.revision, []).append(found.path)
+    for revision, paths in sorted(files.items()):
+        if len(paths) > 1:
+            return (
+                f"revision id {revision} is defined by {len(paths)} files, "
+                f"{' and '.join(sorted(paths))}: give all but one of them a new "
+                "revision id (and update any down_revision that names it)"
+            )
+    for found in sorted(scripts, key=lambda s: s.path):
+        down = found.down_revision
+        for missing in (down,) if isinstance(down, str) else tuple(down or ()):
+            if missing not in files:
+                return (
+                    f"revision file {found.path} (revision {found.revision}) names "
+                    f"down_revision {missing!r}, which no file in "
+                    f"{', '.join(script.version_locations)} defines: restore that "
+                    "revision's file, or set down_revision to an existing revision"
+                )
+    return None
+
+
+@contextlib.contextmanager
+def _explained_revision_errors() -> t.Iterator[None]:
+    """Reword Alembic's "Can't locate revision identified by 'x'" where we can say
+    more: ``x`` is the start of several revision ids, or too short to match one.
+
+    :raises MigrateError: with the revisions an ambiguous prefix matches.
+    """
+    from alembic.script.revision import ResolutionError
+    from alembic.util import CommandError
+
+    try:
+        yield
+    except CommandError as exc:
+        cause = exc.__cause__
+        argument = getattr(cause, "argument", None)
+        if not isinstance(cause, ResolutionError) or not isinstance(argument, str) \
+                or not _loaded_scripts:
+            raise
+        script = _loaded_scripts[0][1]
+        matches = sorted(
+            (found for found in script.walk_revisions() if found.revision.startswith(argument)),
+            key=lambda found: found.revision,
+        )
+        listed = ", ".join(f"{found.revision} ({found.doc!r})" for found in matches)
+        if len(matches) > 1:
+            raise MigrateError(
+                f"revision {argument!r} is ambiguous: it is the start of "
+                f"{len(matches)} revision ids, {listed}: give more of its characters"
+            ) from None
+        if matches and len(argument) < 4:
+            raise MigrateError(
+                f"revision {argument!r} is too short: a partial revision id needs at "
+                f"least 4 characters (it is the start of {listed})"
+            ) from None
+        raise
 
 
 def _reuse_script_directory(script_directory_class: t.Any) -> None:
     """Make ``ScriptDirectory.from_config(config)`` return the instance
-    :func:`_check_target` already built for that very config object.
+    :func:`_load_script_directory` already built for that very config object.
 
     Why: every ``alembic.command`` function builds its own ScriptDirectory, and each
     one imports every revision file again (~0.2 ms apiece: +220 ms at head with 1000
@@ -370,11 +363,13 @@ def init(
     """
     from .config import Config
 
-    migrate = _state().migrate
+    migrate = get_state().migrate
     directory = os.fspath(migrate.directory if directory is None else directory)
     template_directory = None
     if template is not None and ("/" in template or os.sep in template):
-        template_directory, template = os.path.split(os.path.normpath(template))
+        # A path (./custom, custom/, ../x/custom, /abs/custom): made absolute first,
+        # which also drops a trailing separator, so the split gives folder and name.
+        template_directory, template = os.path.split(os.path.abspath(template))
     if template is None:
         template = "flask-multidb" if multidb else "flask"
     config = Config(template_directory=template_directory)
@@ -624,181 +619,51 @@ def check(directory: _PathLike | None = None, x_arg: _XArgs = None) -> None:
 
 
 def error_message(exc: BaseException) -> str:
-    """The one-line text a front end shows for a failed command, with any database
-    password replaced by ``***``.
+    """The one-line text a front end shows for a failed command, with the current
+    application's databases named and their passwords kept out.
 
-    Known errors (ours, Alembic's ``CommandError``, SQLAlchemy's database errors) give
-    their message; a database that cannot be reached is named (backend, database,
-    host); a failed revision is named with its database, saying whether that database
-    rolled it back or may hold part of it; anything else (a broken revision script, a
-    bug) is named with its type and where it was raised. Needs the application context
-    for the database names and passwords.
+    The wording itself lives in :func:`.errors.error_message`; this adds what it needs
+    to know of the application (its engines and passwords), when there is one.
 
     :param exc: the exception a command raised.
     :returns: a single line, without the ``Error:`` prefix.
     """
-    text = _known_error_text(exc)
-    if text is None:
-        # str() of a SyntaxError already ends with "(file name, line N)": keep only
-        # its message, _where() adds the full path.
-        detail = exc.msg if isinstance(exc, SyntaxError) and exc.msg else exc
-        text = f"{type(exc).__name__}: {detail}{_where(exc)}"
-    return _redact(" ".join(text.split()))
+    return _error_message(exc, **error_context())
 
 
-def _known_error_text(exc: BaseException) -> str | None:
-    if isinstance(exc, MigrateError):
-        return str(exc)
-    text = _database_error_text(exc)
-    if text is not None:
-        return text
-    alembic_exc = sys.modules.get("alembic.util.exc")
-    if alembic_exc is not None and isinstance(exc, alembic_exc.CommandError):
-        return str(exc)
-    sa_exc = sys.modules.get("sqlalchemy.exc")
-    if sa_exc is not None and isinstance(exc, sa_exc.DBAPIError):
-        # str() of a DBAPIError adds the SQL, its parameters and a link; the driver's
-        # own first line says what went wrong.
-        return f"database error: {first_line(exc)}"
-    return None
+def redacted(text: str) -> str:
+    """``text`` (a warning, a message from elsewhere) without the current
+    application's database passwords (see :func:`.errors.redact`).
 
-
-def describe_database(url: t.Any) -> str:
-    """``<backend> database 'name' on host:port``: names a database in a message
-    without user name or password.
-
-    :param url: a SQLAlchemy :class:`~sqlalchemy.engine.URL`.
-    :returns: for example ``postgresql database 'shop' on db.internal:5432``.
+    :param text: any text.
+    :returns: the text, credentials replaced by ``***``.
     """
-    if url.get_backend_name() == "sqlite":
-        return f"SQLite database {url.database!r}"
-    host = url.host or "localhost"
-    if url.port:
-        host = f"{host}:{url.port}"
-    return f"{url.get_backend_name()} database {url.database!r} on {host}"
+    return redact(text, error_context()["passwords"])
 
 
-def first_line(exc: BaseException) -> str:
-    """The first non-empty line of a (DBAPI) error's message.
+def catch_errors(f: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
+    """Decorator (Flask-Migrate's): a failed command prints one ``Error: ...`` line on
+    stderr and exits with code 1 instead of raising.
 
-    :param exc: an exception; for SQLAlchemy's wrappers, the driver's own error.
-    :returns: one line (the exception type's name when the message is empty).
+    Catches what Flask-Migrate's catches (Alembic's ``CommandError`` and
+    ``RuntimeError``) and :class:`MigrateError`. The line is printed, not logged, so it
+    shows even after an old env.py's ``fileConfig()`` disabled the loggers.
+
+    :param f: a function to wrap.
+    :returns: the wrapper; it returns what ``f`` returns.
+    :raises SystemExit: with code 1 when ``f`` raised one of those errors.
     """
-    orig = getattr(exc, "orig", None) or exc
-    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
-    return lines[0] if lines else type(orig).__name__
+    import functools
+    import sys
 
+    @functools.wraps(f)
+    def wrapped(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        from alembic.util import CommandError
 
-def _database_error_text(exc: BaseException) -> str | None:
-    """A revision that failed, or a database that could not be reached, worded with
-    the database it concerns (from the current application's engines)."""
-    if not has_app_context():
-        return None
-    state = current_app.extensions.get("migrate")
-    if state is None or state.db is None:
-        return None
-    from .lock import app_engines
+        try:
+            return f(*args, **kwargs)
+        except (CommandError, RuntimeError, MigrateError) as exc:
+            print(f"Error: {error_message(exc)}", file=sys.stderr)
+            sys.exit(1)
 
-    try:
-        engines = app_engines(current_app, state.db)
-    except Exception:  # noqa: BLE001 - no engines: nothing better to say
-        return None
-    sa_exc = sys.modules.get("sqlalchemy.exc")
-    failed = _failed_revision(exc)
-    if failed is not None:
-        revision, function = failed
-        engine = _engine_of(function, engines)
-        if engine is not None and not _transactional_ddl(engine):
-            return (
-                f"revision {revision} failed in {function}() on the "
-                f"{describe_database(engine.url)}: {first_line(exc)}. This database "
-                "cannot roll back schema changes, so it may hold part of revision "
-                f"{revision} although its version table "
-                "does not list it: compare the database with the revision script, "
-                "repair or undo the partial changes by hand, then run the command again"
-            )
-        if engine is not None:
-            return (
-                f"revision {revision} failed in {function}() on the "
-                f"{describe_database(engine.url)}: {first_line(exc)}. Its transaction "
-                "was rolled back, so the database is at the revision its version table "
-                "names ('db current' shows it)"
-            )
-        return None
-    if sa_exc is not None and isinstance(exc, sa_exc.DBAPIError) and exc.statement is None:
-        # No statement: the failure happened while connecting.
-        where = " or ".join(describe_database(engine.url) for engine in engines.values())
-        return f"cannot connect to the {where}: {first_line(exc)}"
-    return None
-
-
-def _failed_revision(exc: BaseException) -> tuple[str, str] | None:
-    """``(revision id, function name)`` of the revision script frame the exception
-    went through, or ``None`` when it did not come from a revision script."""
-    tb = exc.__traceback__
-    found = None
-    while tb is not None:
-        f_globals = tb.tb_frame.f_globals
-        if "down_revision" in f_globals and isinstance(f_globals.get("revision"), str):
-            found = (f_globals["revision"], tb.tb_frame.f_code.co_name)
-        tb = tb.tb_next
-    return found
-
-
-def _engine_of(function: str, engines: t.Mapping[str, t.Any]) -> t.Any:
-    """The engine a revision function runs on: multidb scripts name the bind in the
-    function (``upgrade_<bind>``, ``upgrade_`` for the default one); single-database
-    scripts run on the default engine."""
-    for prefix in ("upgrade_", "downgrade_"):
-        if function.startswith(prefix) and function[len(prefix):] in engines:
-            return engines[function[len(prefix):]]
-    return engines.get("")
-
-
-def _transactional_ddl(engine: t.Any) -> bool:
-    from alembic.ddl.impl import DefaultImpl
-
-    try:
-        return bool(DefaultImpl.get_by_dialect(engine.dialect).transactional_ddl)
-    except Exception:  # noqa: BLE001 - unknown dialect: do not claim anything
-        return True
-
-
-def _where(exc: BaseException) -> str:
-    if isinstance(exc, SyntaxError) and exc.filename:
-        return f" ({exc.filename}, line {exc.lineno})"
-    tb = exc.__traceback__
-    frame = None
-    while tb is not None:
-        frame, tb = tb, tb.tb_next
-    if frame is None:
-        return ""
-    return f" ({frame.tb_frame.f_code.co_filename}, line {frame.tb_lineno})"
-
-
-def _redact(text: str) -> str:
-    """Replace every password of the current application's database URLs."""
-    for password in _known_passwords():
-        text = text.replace(password, "***")
-    return text
-
-
-def _known_passwords() -> set[str]:
-    if not has_app_context():
-        return set()
-    passwords = set()
-    for _key, url in legacy.configured_urls(current_app.config):
-        password = getattr(url, "password", None)
-        if password is None and isinstance(url, str) and "@" in url:
-            from sqlalchemy.engine import make_url
-
-            try:
-                password = make_url(url).password
-            except Exception:  # noqa: BLE001 - an unparsable URL has nothing to hide
-                password = None
-        if password:
-            passwords.add(str(password))
-            from urllib.parse import quote_plus
-
-            passwords.add(quote_plus(str(password)))
-    return passwords
+    return wrapped

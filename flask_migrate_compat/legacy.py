@@ -30,7 +30,8 @@ import typing as t
 
 from flask import current_app, has_app_context
 
-from . import core
+from .errors import MigrateError
+from .state import configured_urls
 
 #: Name of the command line option that overrides :func:`check_sqlite_paths`.
 SQLITE_OVERRIDE_OPTION = "--use-new-sqlite-path"
@@ -55,50 +56,16 @@ def _caller_line() -> str:
 # -- the db view ----------------------------------------------------------------------
 
 
-_RevealingURL: t.Any = None  # defined on first use: importing SQLAlchemy is not free
-
-
-def _revealing_url(url: t.Any) -> t.Any:
-    """A copy of the SQLAlchemy ``URL`` whose ``str()`` includes the password.
-
-    SQLAlchemy 2.0 changed ``str(url)`` to mask the password as ``***`` (1.x showed
-    it). Flask-Migrate 2.5-2.7 env.py files build Alembic's ``sqlalchemy.url`` with
-    ``str(db.engine.url).replace('%', '%%')`` and connect with it, so with the masked
-    form a password-protected database refuses the connection. ``repr()`` still
-    masks, so logging the object shows no password.
-    """
-    global _RevealingURL
-    if _RevealingURL is None:
-        from sqlalchemy.engine import URL
-
-        class _RevealingURL(URL):  # type: ignore[no-redef]
-            __slots__ = ()
-
-            def __str__(self) -> str:
-                return self.render_as_string(hide_password=False)
-
-    if isinstance(url, _RevealingURL):
-        return url
-    return _RevealingURL(*url)
-
-
-def _legacy_engine(engine: t.Any) -> t.Any:
-    """The application's engine, as env.py expects ``db.engine``: a real
-    :class:`~sqlalchemy.engine.Engine` sharing the application's pool and dialect,
-    whose ``url`` stringifies with the password (see :func:`_revealing_url`)."""
-    view = engine.execution_options()  # an OptionEngine: same pool, own attributes
-    view.url = _revealing_url(engine.url)
-    return view
-
-
 class LegacyDB:
     """What env.py sees as ``current_app.extensions['migrate'].db``.
 
     Every attribute is the application's Flask-SQLAlchemy object's own, except the
     spellings that Flask-Migrate 1.x-2.7 env.py files use and that broke:
 
-    * ``engine``: the default engine; ``str(db.engine.url)`` includes the password
-      again (masked since SQLAlchemy 2.0).
+    * ``engine``: the default engine. ``str(db.engine.url)`` masks the password
+      (SQLAlchemy 2.0); when env.py passes that string on as Alembic's
+      ``sqlalchemy.url`` (Flask-Migrate 2.5-2.7), :func:`adapt_config` restores the
+      password there and nowhere else, so an env.py that logs the URL shows ``***``.
     * ``get_engine(app=None, bind=None)``: the 2.x signature (3.0 removed ``app``,
       renamed ``bind`` to ``bind_key``, deprecated it; 3.2 removes it).
     * ``metadata``: when the application has binds, one MetaData with every model's
@@ -126,8 +93,8 @@ class LegacyDB:
 
     @property
     def engine(self) -> t.Any:
-        """The default database's engine; ``str(engine.url)`` shows the password."""
-        return _legacy_engine(self._fmc_db.engine)
+        """The default database's engine (the application's own)."""
+        return self._fmc_db.engine
 
     def get_engine(self, app: t.Any = None, bind: str | None = None,
                    bind_key: str | None = None) -> t.Any:
@@ -137,7 +104,7 @@ class LegacyDB:
             key given positionally the 3.0 way (``db.get_engine("users")``).
         :param bind: the bind key (2.x name); ``None`` or ``""`` for the default.
         :param bind_key: the bind key (3.0 name).
-        :returns: the engine, as for :attr:`engine`.
+        :returns: the application's engine of that bind.
         :raises MigrateError: for a bind key that SQLALCHEMY_BINDS does not define.
         """
         if isinstance(app, str):
@@ -147,12 +114,12 @@ class LegacyDB:
         try:
             engine = engines[key or None]
         except KeyError:
-            raise core.MigrateError(
+            raise MigrateError(
                 f"{_caller_line()}: db.get_engine() asked for bind {key!r}, which "
                 f"SQLALCHEMY_BINDS does not define (it has: "
                 f"{', '.join(repr(k) for k in engines if k is not None) or 'nothing'})"
             ) from None
-        return _legacy_engine(engine)
+        return engine
 
     @property
     def metadata(self) -> t.Any:
@@ -198,7 +165,7 @@ def combined_metadata(metadatas: t.Mapping[str | None, t.Any],
     for key, metadata in metadatas.items():
         for table in metadata.tables.values():
             if table.key in owner:
-                raise core.MigrateError(
+                raise MigrateError(
                     f"{where()}: table {table.key!r} exists in binds {owner[table.key]!r} "
                     f"and {key!r}, so no single db.metadata can hold both (Flask-SQLAlchemy "
                     "2 could not either): change this line to use "
@@ -239,52 +206,46 @@ def unwrap(db: t.Any) -> t.Any:
 # -- the Alembic config ------------------------------------------------------------------
 
 
-def configured_urls(config: t.Mapping[str, t.Any]) -> list[tuple[str | None, t.Any]]:
-    """``(bind key, URL as configured)`` for the default database and every bind.
-
-    :param config: the application's config.
-    :returns: ``None`` is the default database's key; a bind configured as a dict of
-        engine options (Flask-SQLAlchemy 3) gives its ``url``; unset ones are skipped.
-    """
-    found: list[tuple[str | None, t.Any]] = []
-    if config.get("SQLALCHEMY_DATABASE_URI") is not None:
-        found.append((None, config["SQLALCHEMY_DATABASE_URI"]))
-    for key, value in (config.get("SQLALCHEMY_BINDS") or {}).items():
-        if isinstance(value, dict):  # Flask-SQLAlchemy 3: engine options per bind
-            value = value.get("url")
-        if value is not None:
-            found.append((key, value))
-    return found
-
-
 def engine_url_option(value: t.Any) -> t.Any:
     """The value to store for ``sqlalchemy.url`` instead of ``value``.
 
-    When ``value`` is one of the application's configured database URLs as written
-    in ``app.config`` (what Flask-Migrate 1.x-2.4 env.py files pass), return the URL of
-    the engine Flask-SQLAlchemy 3 built from it instead: the same database the
-    application uses (a relative SQLite path is resolved under the instance folder
-    since Flask-SQLAlchemy 3.0), with its password, and with ``%`` doubled because
-    Alembic reads the option through configparser interpolation (a URL-encoded
-    password such as ``p%40ss`` made those env.py files fail with "invalid
-    interpolation syntax" on every version). Anything else is returned unchanged.
+    Two kinds of value that legacy env.py files pass are replaced by the URL of the
+    application's engine, rendered with its password and with ``%`` doubled (Alembic
+    reads the option through configparser interpolation; a URL-encoded password such
+    as ``p%40ss`` made those env.py files fail with "invalid interpolation syntax"):
+
+    * one of the configured database URLs as written in ``app.config`` (Flask-Migrate
+      1.x-2.4): the engine's URL is the database the application really uses (a
+      relative SQLite path is resolved under the instance folder since
+      Flask-SQLAlchemy 3.0);
+    * ``str(engine.url)`` of one of the application's engines (Flask-Migrate
+      2.5-2.7), in which SQLAlchemy 2.0 masks the password as ``***``.
+
+    This is the only place the password is put back: ``db.engine.url`` itself stays
+    masked, so an env.py that logs it shows ``***``. Anything else is returned
+    unchanged.
 
     :param value: what env.py passed to ``set_main_option``/``set_section_option``.
     :returns: the string to store, or ``value``.
     """
-    if not has_app_context():
+    if not has_app_context() or not isinstance(value, str):
         return value
     state = current_app.extensions.get("migrate")
     engines = getattr(unwrap(getattr(state, "db", None)), "engines", None)
     if engines is None:
         return value
     for key, configured in configured_urls(current_app.config):
-        if value is configured or (isinstance(value, str) and value == configured):
-            engine = engines.get(key)
-            if engine is None:
-                return value
-            return engine.url.render_as_string(hide_password=False).replace("%", "%%")
+        if value == configured and engines.get(key) is not None:
+            return _config_url(engines[key].url)
+    for engine in engines.values():
+        masked = engine.url.render_as_string(hide_password=True)
+        if value in (masked, masked.replace("%", "%%")):
+            return _config_url(engine.url)
     return value
+
+
+def _config_url(url: t.Any) -> str:
+    return url.render_as_string(hide_password=False).replace("%", "%%")
 
 
 def adapt_config(config: t.Any) -> t.Any:
@@ -400,7 +361,7 @@ def check_sqlite_paths() -> None:
         old_path, new_path = moved
         setting = ("SQLALCHEMY_DATABASE_URI" if key is None
                    else f"SQLALCHEMY_BINDS[{key!r}]")
-        raise core.MigrateError(
+        raise MigrateError(
             f"{setting} {str(configured)!r} now means {new_path}, which has no "
             f"migrations (Flask-SQLAlchemy 3 puts relative SQLite paths in the instance "
             f"folder), but {old_path} (the same path from the working directory, where "

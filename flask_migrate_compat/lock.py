@@ -7,8 +7,9 @@ transactional DDL can be left half-migrated. :func:`guard` serialises them:
 
 * PostgreSQL: a session-level advisory lock (``pg_try_advisory_lock``);
 * MySQL/MariaDB: a named lock (``GET_LOCK``);
-* SQLite: an OS file lock (the ``filelock`` library) on a file beside the database
-  (``<database file>.<version table>.lock``; the file stays, the lock does not).
+* SQLite: an OS file lock (the ``filelock`` library) on a hidden file beside the
+  database (``.<database file>.<version table>.lock``; the file stays, the lock does
+  not), or in a per-user folder when the database's folder is read-only.
 
 The lock is taken on a connection of its own, kept apart from the one env.py migrates
 on and held in autocommit mode so that it never holds a snapshot or a table lock. Its
@@ -19,7 +20,7 @@ and then runs its command: usually it finds the database at head and does nothin
 
 The lock is released on every way out of the command: a normal return, an exception,
 Ctrl-C (``KeyboardInterrupt``) and SIGTERM, which :func:`guard` turns into
-:class:`Terminated` while it holds the lock. When the process dies anyway (SIGKILL, a
+:class:`~.errors.Terminated` while the command runs. When the process dies anyway (SIGKILL, a
 crash), the server drops the lock with the session and the OS drops the file lock.
 """
 from __future__ import annotations
@@ -32,32 +33,16 @@ import threading
 import time
 import typing as t
 
-from .core import MigrateError, describe_database, first_line
+from .errors import MigrateError, Terminated, describe_database
+from .state import app_engines, get_state
+
+__all__ = ["POLL_INTERVAL", "Terminated", "app_engines", "command_guard", "guard"]
 
 #: Seconds between two attempts to take a lock held by another process.
 POLL_INTERVAL = 0.1
 
 #: Longest lock name MySQL accepts in ``GET_LOCK`` (5.7 and later, MariaDB).
 _MYSQL_LOCK_NAME_MAX = 64
-
-
-class Terminated(KeyboardInterrupt):
-    """Raised in the main thread when the process receives SIGTERM during a guarded
-    command.
-
-    A subclass of :class:`KeyboardInterrupt` so that it is handled like Ctrl-C:
-    ``except Exception`` clauses in Alembic and the application do not swallow it,
-    and psycopg cancels the statement running on the server before giving up the
-    connection (it does that for ``KeyboardInterrupt`` only).
-    """
-
-
-def _describe(url: t.Any) -> str:
-    """The URL as a string without user name and password: safe to print."""
-    try:
-        return url.set(username=None, password=None).render_as_string(hide_password=True)
-    except AttributeError:  # SQLAlchemy < 1.4 has no URL.set()
-        return f"{url.drivername}://{url.host or ''}/{url.database or ''}"
 
 
 # -- lock backends ---------------------------------------------------------------------
@@ -84,13 +69,13 @@ class _ServerLock(_Lock):
 
         self._sa = sa
         self.backend = engine.url.get_backend_name()
-        self.label = _describe(engine.url)
+        self.label = f"the {describe_database(engine.url)}"
         try:
             connection = engine.connect()
         except sa.exc.DBAPIError as exc:
-            raise MigrateError(
-                f"cannot connect to the {describe_database(engine.url)}: {first_line(exc)}"
-            ) from None
+            # errors.error_message names this database (and no other) in the line.
+            exc.fmc_database_url = engine.url
+            raise
         # Autocommit: the lock connection must not sit "idle in transaction", which
         # would hold a snapshot (PostgreSQL's CREATE INDEX CONCURRENTLY waits for it).
         self.connection = connection.execution_options(isolation_level="AUTOCOMMIT")
@@ -142,7 +127,13 @@ class _ServerLock(_Lock):
 
 
 class _FileLock(_Lock):
-    """SQLite: an OS-level lock (``filelock``) on ``<database file>.<version table>.lock``.
+    """SQLite: an OS-level lock (``filelock``) on a file of its own.
+
+    The file is hidden beside the database (``.<database file>.<version table>.lock``).
+    Where that folder is not writable (a read-only deploy of the project), it goes to
+    a per-user folder instead, named after the database's real path; a process that
+    cannot create either runs unlocked, since it could not write that database's
+    journal beside it either.
 
     Importing filelock costs ~5 ms in a command process (asyncio, which it needs, is
     already loaded by then): within the lock's budget (bench/bench_upgrade.py).
@@ -151,20 +142,22 @@ class _FileLock(_Lock):
     def __init__(self, path: str, version_table: str, schema: str | None) -> None:
         import filelock
 
-        path = os.path.abspath(path)
+        path = os.path.realpath(path)
+        folder = os.path.dirname(path)
         # filelock creates missing parent folders for its lock file; SQLite does not
         # create them for the database. Fail as SQLite would instead of quietly
         # making a new folder (and an empty database) from a mistyped path.
-        if not os.path.isdir(os.path.dirname(path)):
+        if not os.path.isdir(folder):
             raise MigrateError(
                 f"cannot connect to the SQLite database {path!r}: unable to open "
-                f"database file (folder {os.path.dirname(path)!r} does not exist)"
+                f"database file (folder {folder!r} does not exist)"
             )
         name = f"{schema}.{version_table}" if schema else version_table
         self.key = f"sqlite:{path}:{name}"
-        self.label = path
+        self.label = f"the SQLite database {path!r}"
+        self.path = sqlite_lock_path(path, name)
         self._timeout = filelock.Timeout
-        self._lock = filelock.FileLock(f"{path}.{name}.lock")
+        self._lock = filelock.FileLock(self.path)
 
     def try_acquire(self) -> bool:
         try:
@@ -177,6 +170,34 @@ class _FileLock(_Lock):
         self._lock.release()
 
 
+def sqlite_lock_path(database: str, name: str = "alembic_version") -> str:
+    """Where the migration lock of a SQLite database lives.
+
+    :param database: the database file's real path.
+    :param name: the version table (``schema.table`` when it has a schema).
+    :returns: ``.<file>.<name>.lock`` beside the database when that folder is
+        writable, else a file in the per-user folder :func:`user_lock_folder`, named
+        after a digest of the database's path.
+    """
+    folder, base = os.path.split(database)
+    if os.access(folder, os.W_OK):
+        return os.path.join(folder, f".{base}.{name}.lock")
+    import hashlib
+
+    digest = hashlib.sha256(f"{database}\0{name}".encode("utf-8")).hexdigest()[:32]
+    return os.path.join(user_lock_folder(), f"{digest}.lock")
+
+
+def user_lock_folder() -> str:
+    """The per-user folder for SQLite lock files whose database folder is read-only:
+    ``$XDG_RUNTIME_DIR/flask-migrate-compat``, else
+    ``~/.cache/flask-migrate-compat/locks``."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isdir(runtime):
+        return os.path.join(runtime, "flask-migrate-compat")
+    return os.path.join(os.path.expanduser("~"), ".cache", "flask-migrate-compat", "locks")
+
+
 def _make_lock(engine: t.Any, version_table: str, schema: str | None) -> _Lock | None:
     url = engine.url
     backend = url.get_backend_name()
@@ -184,33 +205,15 @@ def _make_lock(engine: t.Any, version_table: str, schema: str | None) -> _Lock |
         path = url.database
         if not path or path == ":memory:" or path.startswith("file:"):
             return None  # an in-memory database belongs to this process alone
-        return _FileLock(path, version_table, schema)
+        lock = _FileLock(path, version_table, schema)
+        try:
+            os.makedirs(os.path.dirname(lock.path), exist_ok=True)
+        except OSError:
+            return None  # nowhere to put it: see _FileLock
+        return lock
     if backend in ("postgresql", "mysql", "mariadb"):
         return _ServerLock(engine, version_table, schema)
     return None  # no lock primitive we know of: run unguarded, as Alembic does
-
-
-# -- which engines ---------------------------------------------------------------------
-
-
-def app_engines(app: t.Any, db: t.Any) -> dict[str, t.Any]:
-    """The engines of the application's default database and of every bind.
-
-    :param app: the :class:`~flask.Flask` application.
-    :param db: its Flask-SQLAlchemy extension (``db.engines`` in 3.x, or
-        ``db.get_engine(app, bind)`` in 2.x).
-    :returns: ``{name: Engine}``, the default database first under ``""`` (the name
-        the multidb template gives it), then each key of ``SQLALCHEMY_BINDS``.
-    """
-    binds = list(app.config.get("SQLALCHEMY_BINDS") or {})
-    engines = getattr(db, "engines", None)
-    if engines is not None:
-        found = {"": engines[None]}
-        found.update((name, engines[name]) for name in binds)
-        return found
-    found = {"": db.get_engine(app)}
-    found.update((name, db.get_engine(app, bind=name)) for name in binds)
-    return found
 
 
 # -- the guard -------------------------------------------------------------------------
@@ -323,7 +326,10 @@ def guard(
 
 
 def command_guard(
-    sql: bool = False, no_lock: bool = False, lock_timeout: float | None = None
+    sql: bool = False,
+    no_lock: bool = False,
+    lock_timeout: float | None = None,
+    binds: t.Iterable[str] | None = None,
 ) -> t.ContextManager[None]:
     """The :func:`guard` for a ``upgrade``/``downgrade``/``stamp`` command of the
     current application (needs an application context).
@@ -336,14 +342,16 @@ def command_guard(
     :param sql: the command runs in offline mode.
     :param no_lock: do not take the lock.
     :param lock_timeout: seconds to wait for the lock, or ``None``.
+    :param binds: the databases the command migrates (``""`` for the default one);
+        ``None`` for all of them. Only these are locked: a bind that env.py never
+        touches may even be unreachable.
     :returns: a context manager to run the Alembic command in.
-    :raises MigrateError: without an application context or Migrate extension.
+    :raises MigrateError: without an application context or Migrate extension, or
+        for a ``MIGRATE_LOCK_TIMEOUT`` setting that is not a number of seconds.
     """
     from flask import current_app
 
-    from .core import _state
-
-    state = _state()
+    state = get_state()
     if sql:
         return contextlib.nullcontext()
     config = current_app.config
@@ -353,11 +361,28 @@ def command_guard(
         and bool(config.get("MIGRATE_LOCK", True))
     )
     if lock_timeout is None and config.get("MIGRATE_LOCK_TIMEOUT") is not None:
-        lock_timeout = float(config["MIGRATE_LOCK_TIMEOUT"])
+        lock_timeout = _seconds_setting(config, "MIGRATE_LOCK_TIMEOUT")
+    engines = app_engines(current_app, state.db)
+    if binds is not None:
+        wanted = set(binds)
+        engines = {name: engine for name, engine in engines.items() if name in wanted}
     return guard(
-        app_engines(current_app, state.db),
+        engines,
         version_table=state.configure_args.get("version_table") or "alembic_version",
         version_table_schema=state.configure_args.get("version_table_schema"),
         lock=enabled,
         timeout=lock_timeout,
     )
+
+
+def _seconds_setting(config: t.Mapping[str, t.Any], name: str) -> float:
+    value = config[name]
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds >= 0:  # also rejects NaN
+        raise MigrateError(
+            f"the {name} setting must be a number of seconds (0 or more), not {value!r}"
+        )
+    return seconds

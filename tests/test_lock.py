@@ -413,4 +413,4 @@ def test_multidb_locks_every_database(make_database, make_project, tmp_path):
         release.touch()
     holder.communicate(timeout=60)
     assert proc.returncode == 1
-    assert "timed out after 0.5 s waiting for the migration lock on mysql" in proc.stderr
+    assert "timed out after 0.5 s waiting for the migration lock on the mysql database" in proc.stderr

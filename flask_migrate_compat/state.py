@@ -1,0 +1,139 @@
+"""The current application's migration setup: its :class:`~.extension.Migrate` state, its
+databases and their configured URLs.
+
+One place for these look-ups, below :mod:`.legacy`, :mod:`.lock` and :mod:`.core`,
+which all need them; it imports only :mod:`.errors` of this package.
+"""
+from __future__ import annotations
+
+import typing as t
+
+from flask import current_app, has_app_context
+
+from .errors import MigrateError
+
+
+def get_state() -> t.Any:
+    """The current application's ``app.extensions['migrate']``.
+
+    :returns: the :class:`~.extension._MigrateConfig` that
+        :class:`~.extension.Migrate` stored.
+    :raises MigrateError: outside an application context, or when the application
+        has no :class:`~.extension.Migrate` extension.
+    """
+    if not has_app_context():
+        raise MigrateError(
+            "this command needs an application context: run it through 'flask db' or "
+            "'manage.py db', or call it inside 'with app.app_context():'"
+        )
+    state = current_app.extensions.get("migrate")
+    if state is None:
+        raise MigrateError(
+            f"application {current_app.name!r} has no Migrate extension: "
+            "call Migrate(app, db) or migrate.init_app(app, db)"
+        )
+    return state
+
+
+def app_engines(app: t.Any, db: t.Any) -> dict[str, t.Any]:
+    """The engines of the application's default database and of every bind.
+
+    :param app: the :class:`~flask.Flask` application.
+    :param db: its Flask-SQLAlchemy extension (``db.engines`` in 3.x, or
+        ``db.get_engine(app, bind)`` in 2.x), or a view of it.
+    :returns: ``{name: Engine}``, the default database first under ``""`` (the name
+        the multidb template gives it), then each key of ``SQLALCHEMY_BINDS``.
+    """
+    binds = list(app.config.get("SQLALCHEMY_BINDS") or {})
+    engines = getattr(db, "engines", None)
+    if engines is not None:
+        found = {"": engines[None]}
+        found.update((name, engines[name]) for name in binds)
+        return found
+    found = {"": db.get_engine(app)}
+    found.update((name, db.get_engine(app, bind=name)) for name in binds)
+    return found
+
+
+def configured_urls(config: t.Mapping[str, t.Any]) -> list[tuple[str | None, t.Any]]:
+    """``(bind key, URL as configured)`` for the default database and every bind.
+
+    :param config: the application's config.
+    :returns: ``None`` is the default database's key; a bind configured as a dict of
+        engine options (Flask-SQLAlchemy 3) gives its ``url``; unset ones are skipped.
+    """
+    found: list[tuple[str | None, t.Any]] = []
+    if config.get("SQLALCHEMY_DATABASE_URI") is not None:
+        found.append((None, config["SQLALCHEMY_DATABASE_URI"]))
+    for key, value in (config.get("SQLALCHEMY_BINDS") or {}).items():
+        if isinstance(value, dict):  # Flask-SQLAlchemy 3: engine options per bind
+            value = value.get("url")
+        if value is not None:
+            found.append((key, value))
+    return found
+
+
+def setting_name(key: str | None) -> str:
+    """The configuration key a bind's URL is set under.
+
+    :param key: the bind key, ``None`` or ``""`` for the default database.
+    :returns: ``SQLALCHEMY_DATABASE_URI`` or ``SQLALCHEMY_BINDS['key']``.
+    """
+    return "SQLALCHEMY_DATABASE_URI" if not key else f"SQLALCHEMY_BINDS[{key!r}]"
+
+
+def passwords(config: t.Mapping[str, t.Any]) -> set[str]:
+    """The passwords of the configured database URLs, to keep out of any output.
+
+    :param config: the application's config.
+    :returns: each password as written in the URL (percent-encoded) and decoded.
+    """
+    from urllib.parse import unquote
+
+    found = set()
+    for _key, url in configured_urls(config):
+        if isinstance(url, str):
+            candidates = _raw_passwords(url)
+        else:  # a URL object
+            candidates = {url.password} if getattr(url, "password", None) else set()
+        for password in candidates:
+            found.update({str(password), unquote(str(password))})
+    return found
+
+
+def _raw_passwords(url: str) -> set[str]:
+    """The password of a URL string as written: the text between the user name and
+    the first ``@`` (what SQLAlchemy takes), and up to the last ``@`` (what it was
+    meant to be when it holds an unencoded ``@``)."""
+    _scheme, sep, rest = url.partition("://")
+    found = set()
+    for at in (rest.find("@"), rest.rfind("@")) if sep else ():
+        user, colon, password = rest[:max(at, 0)].partition(":")
+        if colon and password and "/" not in user:
+            found.add(password)
+    return found
+
+
+def error_context() -> dict[str, t.Any]:
+    """What :func:`.errors.error_message` needs to know of the current application.
+
+    Never raises: outside an application context, without a Migrate extension or
+    without usable engines, the parts it cannot find are left out.
+
+    :returns: ``{"engines": {name: Engine}, "passwords": set of str}``.
+    """
+    if not has_app_context():
+        return {"engines": {}, "passwords": set()}
+    found_passwords = passwords(current_app.config)
+    engines: dict[str, t.Any] = {}
+    state = current_app.extensions.get("migrate")
+    if state is not None and state.db is not None:
+        try:
+            engines = app_engines(current_app, state.db)
+        except Exception:  # noqa: BLE001 - no engines: messages name no database
+            engines = {}
+    for engine in engines.values():
+        password = getattr(engine.url, "password", None)
+        if password:
+            found_passwords.add(str(password))
+    return {"engines": engines, "passwords": found_passwords}
