@@ -240,6 +240,11 @@ def post_import(module=None) -> None:
         return
     _patch_commands(module)
     _patch_manager(module)
+    # A manage.py that imports Flask-Script first, then builds its application:
+    # start-up failures of Flask-SQLAlchemy get one line (see errors.py).
+    from .errors import install_startup_hook
+
+    install_startup_hook()
 
 
 def apply():

@@ -258,7 +258,8 @@ def _revision_files_problem(script: t.Any) -> str | None:
                 return (
                     f"revision file {found.path} (revision {found.revision}) names "
                     f"down_revision {missing!r}, which no file in "
-                    f"{', '.join(script.version_locations)} defines: restore that "
+                    f"{', '.join(script.version_locations or [script.versions])} "
+                    "defines: restore that "
                     "revision's file, or set down_revision to an existing revision"
                 )
     return None
@@ -322,6 +323,63 @@ def _reuse_script_directory(script_directory_class: t.Any) -> None:
 
     from_config._fmc_reuse = True  # type: ignore[attr-defined]
     script_directory_class.from_config = classmethod(from_config)
+
+
+def _docstring_safe(message: str | None) -> str | None:
+    """The revision message as it can stand in the new file's docstring.
+
+    Every Flask-Migrate template (and ours) writes it as ``\"\"\"${message}``: a
+    backslash or a quote in it would end the docstring early or start an escape.
+    Escaped here, the docstring's value (``Script.doc``, what ``history`` shows) is
+    the message as given.
+    """
+    if message is None:
+        return None
+    return message.replace("\\", "\\\\").replace('"', '\\"')
+
+
+@contextlib.contextmanager
+def _new_revision_file(
+    config: Config, rev_id: str | None
+) -> t.Iterator[t.Callable[[t.Any], t.Any]]:
+    """Guard a command that writes a new revision file: refuse a ``rev_id`` that
+    exists already, and remove a written file that is not valid Python (a custom
+    template, a message it could not hold), so no broken file trips every later
+    command.
+
+    :yields: a function to pass the command's result through (the new
+        :class:`~alembic.script.Script`, a list of them, or ``None``); it checks the
+        files and returns the result.
+    :raises MigrateError: for an existing ``rev_id``, or a file that was removed.
+    """
+    if rev_id is not None:
+        for found in _loaded_script(config).walk_revisions():
+            if found.revision == rev_id:
+                raise MigrateError(
+                    f"revision id {rev_id!r} exists already ({found.path}): choose "
+                    "another --rev-id, or leave it out for a generated one"
+                )
+
+    def written(result: t.Any) -> t.Any:
+        scripts = result if isinstance(result, list) else [result]
+        for script in scripts:
+            path = getattr(script, "path", None)
+            if not path or not os.path.isfile(path):
+                continue
+            with open(path, "rb") as f:
+                source = f.read()
+            try:
+                compile(source, path, "exec")
+            except SyntaxError as exc:
+                os.remove(path)
+                raise MigrateError(
+                    f"the new revision file {path} was not valid Python ({exc.msg}, "
+                    f"line {exc.lineno}), so it was removed: check the template "
+                    "script.py.mako and the message"
+                ) from None
+        return result
+
+    yield written
 
 
 # -- commands ---------------------------------------------------------------------
@@ -406,10 +464,12 @@ def revision(
     :raises alembic.util.CommandError: for example when the database is not at head.
     """
     config = _script_config(directory, x_arg, ["autogenerate"] if autogenerate else None)
-    result = _alembic().revision(
-        config, message, autogenerate=autogenerate, sql=sql, head=head, splice=splice,
-        branch_label=branch_label, version_path=version_path, rev_id=rev_id,
-    )
+    with _new_revision_file(config, rev_id) as written:
+        result = written(_alembic().revision(
+            config, _docstring_safe(message), autogenerate=autogenerate, sql=sql,
+            head=head, splice=splice, branch_label=branch_label,
+            version_path=version_path, rev_id=rev_id,
+        ))
     # Alembic returns an empty list when env.py dropped the empty script.
     return None if isinstance(result, list) and not result else result
 
@@ -455,10 +515,12 @@ def merge(
     :returns: the new :class:`alembic.script.Script`.
     :raises alembic.util.CommandError: for an unknown revision.
     """
-    return _alembic().merge(
-        _script_config(directory), revisions, message=message,
-        branch_label=branch_label, rev_id=rev_id,
-    )
+    config = _script_config(directory)
+    with _new_revision_file(config, rev_id) as written:
+        return written(_alembic().merge(
+            config, revisions, message=_docstring_safe(message),
+            branch_label=branch_label, rev_id=rev_id,
+        ))
 
 
 def upgrade(
@@ -662,8 +724,11 @@ def catch_errors(f: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
 
         try:
             return f(*args, **kwargs)
-        except (CommandError, RuntimeError, MigrateError) as exc:
+        except (CommandError, MigrateError) as exc:
             print(f"Error: {error_message(exc)}", file=sys.stderr)
+            sys.exit(1)
+        except RuntimeError as exc:  # the application's own: its message, as given
+            print(f"Error: {redacted(' '.join(str(exc).split()))}", file=sys.stderr)
             sys.exit(1)
 
     return wrapped

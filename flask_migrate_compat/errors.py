@@ -111,6 +111,15 @@ def first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(orig).__name__
 
 
+def setting_name(key: str | None) -> str:
+    """The configuration key a database's URL is set under.
+
+    :param key: the bind key, ``None`` or ``""`` for the default database.
+    :returns: ``SQLALCHEMY_DATABASE_URI`` or ``SQLALCHEMY_BINDS['key']``.
+    """
+    return "SQLALCHEMY_DATABASE_URI" if not key else f"SQLALCHEMY_BINDS[{key!r}]"
+
+
 # -- redaction ------------------------------------------------------------------------
 
 # scheme://user:password@ : everything up to the last '@' of the token is the password
@@ -122,14 +131,19 @@ _PASSWORD_PAIR = re.compile(
 )
 
 
+# What continues a word, a number or an address: a password next to one of these is
+# part of something else ("postgres" in "postgresql", "1" in "127.0.0.1").
+_WORDISH = r"[A-Za-z0-9_.-]"
+
+
 def redact(text: str, passwords: t.Iterable[str] = ()) -> str:
     """Remove credentials from text that did not come from this package.
 
     Replaced by ``***``: the password of every URL in the text, the value of
     ``password=``/``pwd=`` pairs, and each of ``passwords`` (raw or percent-encoded)
-    where it stands as a token of its own: not preceded or followed by a letter or
-    digit. So a password that is also part of a word (``postgres`` in
-    "postgresql") leaves that word alone.
+    where it stands as a token of its own: not preceded or followed by a letter, a
+    digit, ``_``, ``.`` or ``-``. So a password that is also part of a word or an
+    address (``postgres`` in "postgresql", ``1`` in "127.0.0.1") leaves it alone.
 
     :param text: an error message from a driver, env.py or a revision script.
     :param passwords: the passwords of the application's database URLs.
@@ -145,7 +159,7 @@ def redact(text: str, passwords: t.Iterable[str] = ()) -> str:
             forms.update({password, quote(password, safe=""), quote_plus(password)})
     # Longest first, so that a password containing another is replaced whole.
     for form in sorted(forms, key=len, reverse=True):
-        text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])", "***", text)
+        text = re.sub(rf"(?<!{_WORDISH}){re.escape(form)}(?!{_WORDISH})", "***", text)
     return text
 
 
@@ -216,10 +230,7 @@ def _known_error_text(exc: BaseException, engines: t.Mapping[str, t.Any],
     malformed = [name for name, engine in engines.items() if unencoded_password(engine.url)]
     if malformed:
         # Any text about this database (ours or the driver's) would name its "host".
-        name = malformed[0]
-        return percent_encoding_message(
-            "SQLALCHEMY_DATABASE_URI" if not name else f"SQLALCHEMY_BINDS[{name!r}]"
-        )
+        return percent_encoding_message(setting_name(malformed[0]))
     text = _revision_failure_text(exc, engines, foreign)
     if text is not None:
         return text
@@ -280,17 +291,20 @@ def _revision_failure_text(exc: BaseException, engines: t.Mapping[str, t.Any],
             )
     elif revision in committed:
         state = (
-            f"Its transaction was rolled back, but what revision {revision} ran inside "
-            "autocommit_block() was committed and stays: the database holds that part "
-            "although its version table does not reflect it; undo it or make the "
-            "revision skip it, then run the command again"
+            f"Revision {revision} entered autocommit_block(), which committed this "
+            f"run's work up to there, so the database may hold part of revision "
+            f"{revision} (what ran before and inside that block) although its version "
+            "table does not list it: compare the database with the revision script, "
+            "repair or undo that part by hand, then run the command again"
         )
     elif committed:
+        names = ", ".join(committed)
         state = (
-            "Its transaction was rolled back, but statements that revision"
-            f"{'s' if len(committed) > 1 else ''} {', '.join(committed)} ran inside "
-            "autocommit_block() were committed and stay; the version table names the "
-            "revision the rest of the database is at ('db current' shows it)"
+            f"The rest was rolled back, but revision{'s' if len(committed) > 1 else ''} "
+            f"{names} of this run entered autocommit_block(), which committed the work "
+            f"up to there, so the database may hold {names} although its version "
+            "table does not list it: compare the database with the revision scripts "
+            "('db current' shows the version table) and stamp or repair by hand"
         )
     else:
         state = (
@@ -353,3 +367,149 @@ def _where(exc: BaseException) -> str:
     if frame is None:
         return ""
     return f" ({frame.tb_frame.f_code.co_filename}, line {frame.tb_lineno})"
+
+
+# -- failures while the application starts --------------------------------------------
+
+#: Python module of a database driver -> what to ``pip install`` for it.
+DRIVER_PACKAGES = {
+    "psycopg": "'psycopg[binary]' (or flask-migrate-compat[postgresql])",
+    "psycopg2": "psycopg2-binary",
+    "pg8000": "pg8000",
+    "asyncpg": "asyncpg",
+    "pymysql": "PyMySQL (or flask-migrate-compat[mysql])",
+    "MySQLdb": "mysqlclient",
+    "mysql": "mysql-connector-python",
+    "mariadb": "mariadb",
+    "aiomysql": "aiomysql",
+    "asyncmy": "asyncmy",
+    "aiosqlite": "aiosqlite",
+    "pyodbc": "pyodbc",
+    "pymssql": "pymssql",
+    "oracledb": "oracledb",
+    "cx_Oracle": "cx_Oracle",
+}
+
+
+def startup_error_message(exc: BaseException) -> str | None:
+    """The one line for a failure of Flask-SQLAlchemy while the application starts,
+    when it is one a user can fix from the message alone.
+
+    Flask-SQLAlchemy 3 creates its engines in ``SQLAlchemy(app)`` /
+    ``db.init_app(app)``, so these fail while ``manage.py`` builds the application,
+    before any command runs:
+
+    * a database driver that is not installed (names what to ``pip install``);
+    * a URL SQLAlchemy cannot parse, or whose dialect it does not know (the
+      ``postgres://`` spelling, removed in SQLAlchemy 1.4, is named);
+    * neither ``SQLALCHEMY_DATABASE_URI`` nor ``SQLALCHEMY_BINDS`` set (Flask-SQLAlchemy
+      2 defaulted to an in-memory SQLite database; 3.0 raises).
+
+    No part of the URL but its dialect and driver names is shown.
+
+    :param exc: an exception that ended the program.
+    :returns: the line (without ``Error:``), or ``None`` for anything else, which
+        keeps its traceback.
+    """
+    frames = _frames(exc)
+    if not any(_module_of(frame).startswith("flask_sqlalchemy") for frame in frames):
+        return None
+    if isinstance(exc, RuntimeError) and "SQLALCHEMY_DATABASE_URI" in str(exc):
+        return (
+            "neither SQLALCHEMY_DATABASE_URI nor SQLALCHEMY_BINDS is set: "
+            "Flask-SQLAlchemy 3 no longer defaults to an in-memory SQLite database; set "
+            "SQLALCHEMY_DATABASE_URI (for example 'sqlite:///app.db') before "
+            "SQLAlchemy(app) or db.init_app(app) runs"
+        )
+    key, url = _engine_being_made(frames)
+    setting = setting_name(key)
+    scheme = _scheme(url)
+    if isinstance(exc, ImportError) and exc.name:
+        top = exc.name.split(".")[0]
+        package = DRIVER_PACKAGES.get(top, top)
+        return (
+            f"the database driver {top!r} that {setting} asks for"
+            f"{f' ({scheme})' if scheme else ''} is not installed: pip install {package}"
+        )
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is not None and isinstance(exc, sa_exc.NoSuchModuleError):
+        if scheme.split("+")[0] == "postgres":
+            return (
+                f"{setting} starts with 'postgres://', a spelling SQLAlchemy 1.4 "
+                "removed: write 'postgresql://' instead"
+            )
+        return (
+            f"{setting} names a database dialect or driver SQLAlchemy does not know"
+            f"{f' ({scheme})' if scheme else ''}: check the part before '://' "
+            "(for example 'postgresql+psycopg', 'mysql+pymysql', 'sqlite')"
+        )
+    if (sa_exc is not None and isinstance(exc, sa_exc.ArgumentError)) or isinstance(
+            exc, ValueError):
+        return (
+            f"{setting} is not a database URL SQLAlchemy can parse: expected "
+            "'dialect+driver://user:password@host:port/database', with special "
+            "characters of the password percent-encoded"
+        )
+    return None
+
+
+def install_startup_hook() -> None:
+    """Make an uncaught :func:`startup_error_message` failure print one ``Error:``
+    line instead of a traceback (the process still exits with code 1).
+
+    Installed by the Flask-Script front end and the runner, for the failures that
+    happen in ``manage.py`` before any command runs. Anything else, and everything
+    when ``FLASK_MIGRATE_COMPAT_TRACEBACK`` is set, goes to the previous
+    ``sys.excepthook``. Installing twice is harmless.
+    """
+    previous = sys.excepthook
+    if getattr(previous, "_fmc_startup_hook", False):
+        return
+
+    def hook(kind: type, exc: BaseException, tb: t.Any) -> None:
+        import os
+
+        message = None if os.environ.get(TRACEBACK_ENV) else startup_error_message(exc)
+        if message is None:
+            previous(kind, exc, tb)
+        else:
+            print(f"Error: {message}", file=sys.stderr)
+
+    hook._fmc_startup_hook = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
+
+
+def _frames(exc: BaseException) -> list[t.Any]:
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    return frames
+
+
+def _module_of(frame: t.Any) -> str:
+    return str(frame.f_globals.get("__name__", ""))
+
+
+def _engine_being_made(frames: list[t.Any]) -> tuple[str | None, t.Any]:
+    """``(bind key, URL)`` of the engine Flask-SQLAlchemy was building, read from its
+    frames (``init_app``'s loop, or ``_make_engine``)."""
+    for frame in reversed(frames):
+        if not _module_of(frame).startswith("flask_sqlalchemy"):
+            continue
+        local = frame.f_locals
+        options = local.get("options")
+        if isinstance(options, dict) and ("bind_key" in local or "key" in local):
+            return local.get("bind_key", local.get("key")), options.get("url")
+    return None, None
+
+
+def _scheme(url: t.Any) -> str:
+    """The ``dialect+driver`` part of a URL (never its credentials), or ``""``."""
+    if url is None:
+        return ""
+    if not isinstance(url, str):
+        return str(getattr(url, "drivername", "") or "")
+    scheme, sep, _rest = url.partition("://")
+    return scheme if sep and re.fullmatch(r"[\w+.-]+", scheme) else ""

@@ -30,7 +30,7 @@ import typing as t
 
 from flask import current_app, has_app_context
 
-from .errors import MigrateError
+from .errors import MigrateError, setting_name
 from .state import configured_urls
 
 #: Name of the command line option that overrides :func:`check_sqlite_paths`.
@@ -359,8 +359,7 @@ def check_sqlite_paths() -> None:
         if moved is None:
             continue
         old_path, new_path = moved
-        setting = ("SQLALCHEMY_DATABASE_URI" if key is None
-                   else f"SQLALCHEMY_BINDS[{key!r}]")
+        setting = setting_name(key)
         raise MigrateError(
             f"{setting} {str(configured)!r} now means {new_path}, which has no "
             f"migrations (Flask-SQLAlchemy 3 puts relative SQLite paths in the instance "

@@ -147,9 +147,10 @@ def run_script(script: str, args: t.Sequence[str]) -> None:
     :param args: its command line arguments.
     :raises SystemExit: whatever the script exits with (``manager.run()`` always exits).
     """
-    from . import _flask_script_compat
+    from . import _flask_script_compat, errors
 
     _flask_script_compat.apply()
+    errors.install_startup_hook()
     path = os.path.abspath(script)
     with open(path, "rb") as f:
         code = compile(f.read(), path, "exec")

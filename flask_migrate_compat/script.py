@@ -24,8 +24,12 @@ import typing as t
 
 import click
 
-from . import _flask_script_compat
+from . import _flask_script_compat, errors
 from .cli import db as db_group
+
+# manage.py builds the application before any command runs: a missing database
+# driver or a bad URL there gets one line too (errors.startup_error_message).
+errors.install_startup_hook()
 
 #: Prefix of the argparse ``dest`` of group-level options. argparse copies a
 #: sub-command's values into the parent namespace, so ``-x`` given to both ``db`` and

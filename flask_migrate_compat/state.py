@@ -73,15 +73,6 @@ def configured_urls(config: t.Mapping[str, t.Any]) -> list[tuple[str | None, t.A
     return found
 
 
-def setting_name(key: str | None) -> str:
-    """The configuration key a bind's URL is set under.
-
-    :param key: the bind key, ``None`` or ``""`` for the default database.
-    :returns: ``SQLALCHEMY_DATABASE_URI`` or ``SQLALCHEMY_BINDS['key']``.
-    """
-    return "SQLALCHEMY_DATABASE_URI" if not key else f"SQLALCHEMY_BINDS[{key!r}]"
-
-
 def passwords(config: t.Mapping[str, t.Any]) -> set[str]:
     """The passwords of the configured database URLs, to keep out of any output.
 

@@ -227,8 +227,9 @@ def test_right_password_works_and_is_never_printed(mysql_db, make_project, mysql
 
 @pytest.mark.xfail(strict=True, reason=(
     "Flask-SQLAlchemy 3 creates engines inside SQLAlchemy(app), so a missing driver "
-    "fails while Flask (or manage.py) imports the application, before any db command "
-    "of ours runs; Flask prints that ImportError with its traceback"
+    "fails while 'flask' imports the application, before any code of ours runs, and "
+    "Flask prints that ImportError with its traceback (README, 'When something goes "
+    "wrong'); manage.py and the runner give one line (test_true_lines.py)"
 ))
 def test_missing_driver_is_one_line(make_database, make_project):
     database = make_database("postgresql")

@@ -192,6 +192,25 @@ def test_multidb_generation(kind, front_end, make_project, password_databases):
     assert snapshot(project.path / "migrations") == before
 
 
+@pytest.mark.parametrize("front_end", ["flask", "manage"])
+@pytest.mark.parametrize("generation", ["legacy_2_5_to_2_6", "legacy_2_7"])
+def test_env_py_that_logs_the_url_shows_it_masked(generation, front_end, make_project,
+                                                  password_databases):
+    """``db.engine.url`` stays masked for env.py (as under Flask-Migrate 4.1); the
+    password goes back only into the Alembic config, so the upgrade still logs in."""
+    dbs = password_databases("postgresql")
+    project = set_up(make_project, dbs, generation)
+    env_py = project.path / "migrations" / "env.py"
+    env_py.write_text(env_py.read_text().replace(
+        "logger = logging.getLogger('alembic.env')\n",
+        "logger = logging.getLogger('alembic.env')\n"
+        "logger.info('URL %s', current_app.extensions['migrate'].db.engine.url)\n", 1))
+    proc = runner_for(project, front_end)("upgrade")
+    role = sa.make_url(dbs[0].url).username
+    assert f"URL postgresql+psycopg://{role}:***@127.0.0.1" in proc.stderr
+    assert dbs[0].version() == [revisions_of(generation)[-1]]
+
+
 def test_application_db_object_is_not_changed(tmp_path):
     """The view adds legacy spellings without touching the application's db."""
     from flask import Flask

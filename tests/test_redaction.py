@@ -1,0 +1,168 @@
+"""No output shows a database password, and hiding one never garbles the text.
+
+The sentences of this package are built from parts that hold no password (backend,
+database, host, port, revision ids); only text from elsewhere (a driver, env.py, a
+revision script) is redacted, and only its credentials: URL passwords, ``password=``
+pairs, and the application's passwords where they stand apart. These tests raise real
+errors whose raw text holds the password, on real servers, through both front ends.
+"""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from conftest import assert_one_error, shows_password
+from test_failures import HEADER, write_chain
+
+from flask_migrate_compat.errors import describe_database, error_message, redact
+
+# -- the redaction itself ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("password", ["postgres", "a", "1"])
+def test_short_passwords_do_not_garble_words(password):
+    text = ('connection to server at "127.0.0.1", port 5432 failed: FATAL: password '
+            'authentication failed for user "bob" on postgresql database "a_1"')
+    assert redact(text, [password]) == text
+
+
+@pytest.mark.parametrize("password", ["postgres", "a", "1", "s3cr3t-%-pw/@:?#+"])
+def test_credentials_are_removed(password):
+    from urllib.parse import quote, quote_plus
+
+    for form in {password, quote(password, safe=""), quote_plus(password)}:
+        texts = [
+            f"could not connect with postgresql+psycopg://bob:{form}@db.internal/shop",
+            f"dsn host=db password={form} user=bob",
+            f"login for 'bob' with '{form}' refused",
+            f"login refused: {form}",
+        ]
+        for text in texts:
+            result = redact(text, [password])
+            assert not shows_password(result, form), (form, result)
+            assert "***" in result
+    # The rest of the text is kept.
+    assert redact(f"dsn host=db password={password} user=bob", [password]) == \
+        "dsn host=db password=*** user=bob"
+
+
+def test_url_passwords_with_an_unencoded_at_are_removed_whole():
+    text = "bad url mysql://u:Pw@secret@host/db given"
+    assert redact(text) == "bad url mysql://u:***@host/db given"
+
+
+def test_connection_error_names_the_database_without_garbling():
+    """A real driver error (nothing listens on port 1), with the password 'postgres'."""
+    engine = sa.create_engine("postgresql+psycopg://postgres:postgres@127.0.0.1:1/shop",
+                              connect_args={"connect_timeout": 3})
+    with pytest.raises(sa.exc.OperationalError) as caught:
+        engine.connect()
+    line = error_message(caught.value, {"": engine}, ["postgres"])
+    assert line.startswith(
+        "cannot connect to the postgresql database 'shop' on 127.0.0.1:1: ")
+    assert "***ql" not in line
+    assert describe_database(engine.url) == "postgresql database 'shop' on 127.0.0.1:1"
+
+
+# -- raw error texts holding the password, on real servers -------------------------------
+
+LEAKY_REVISION = '''\
+def upgrade():
+    url = op.get_bind().engine.url
+    raise RuntimeError("cannot go on with " + url.render_as_string(hide_password=False)
+                       + " (password " + repr(url.password) + ")")
+
+
+def downgrade():
+    pass
+'''
+
+LEAKY_ENV_PY = '''\
+from flask import current_app
+url = current_app.extensions["migrate"].db.engine.url
+raise ValueError("env.py refuses " + url.render_as_string(hide_password=False)
+                 + " password=" + url.password)
+'''
+
+# Stands in for a driver whose error message quotes the password it was given.
+LEAKY_CONNECT = '''
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+@event.listens_for(Engine, "do_connect")
+def _refuse(dialect, conn_rec, cargs, cparams):
+    if os.environ.get("LEAKY_CONNECT"):
+        raise dialect.loaded_dbapi.OperationalError(
+            "authentication failed for password '%s'" % cparams.get("password"))
+'''
+
+
+@pytest.fixture
+def password_url(request, make_database):
+    """``(database, url with a password)``: on MariaDB a user with that password; on
+    PostgreSQL (trust authentication here) the password in the URL is all it takes."""
+    kind, password = request.param
+    database = make_database(kind)
+    url = sa.make_url(database.url)
+    user = None
+    if kind == "mysql":
+        user = f"fmc_{uuid.uuid4().hex[:8]}"
+        admin = sa.create_engine(database.admin_url, poolclass=sa.pool.NullPool)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"CREATE USER '{user}'@'%' IDENTIFIED BY :pw"),
+                         {"pw": password})
+            conn.execute(sa.text(f"GRANT ALL ON {database.name}.* TO '{user}'@'%'"))
+        url = url.set(username=user)
+    yield database, url.set(password=password).render_as_string(hide_password=False)
+    if user is not None:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP USER '{user}'@'%'"))
+        admin.dispose()
+
+
+PASSWORD_CASES = [(kind, password) for kind in ("postgresql", "mysql")
+                  for password in ("Pw-" + uuid.uuid4().hex[:12] + "/@:?#%+", "postgres")]
+
+
+@pytest.mark.parametrize("front_end", ["flask", "manage"])
+@pytest.mark.parametrize("password_url", PASSWORD_CASES, indirect=True,
+                         ids=[f"{k}-{'postgres' if p == 'postgres' else 'special'}"
+                              for k, p in PASSWORD_CASES])
+def test_raw_error_texts_never_show_the_password(password_url, make_project, front_end):
+    database, url = password_url
+    password = sa.make_url(url).password
+    project = make_project(database)
+    project.env["DATABASE_URL"] = url
+    write_chain(project, third=None)
+    project.write_app(models="", config=LEAKY_CONNECT)
+    run = project.flask if front_end == "flask" else project.manage
+    backend = "postgresql" if database.kind == "postgresql" else "mysql"
+
+    # A revision whose own error holds the URL and the password.
+    project.write("migrations/versions/r3.py",
+                  HEADER.format(rev="r3", down="r2") + LEAKY_REVISION)
+    proc = run("db", "upgrade", check=False)
+    line = assert_one_error(proc, "revision r3 failed in upgrade()",
+                            f"on the {backend} database {database.name!r}")
+    assert f"{backend}+" in line and "***" in line
+    (project.path / "migrations" / "versions" / "r3.py").unlink()
+
+    # env.py raising with them.
+    env_py = project.path / "migrations" / "env.py"
+    original = env_py.read_text()
+    env_py.write_text(LEAKY_ENV_PY + original)
+    proc = run("db", "current", check=False)
+    line = assert_one_error(proc, "ValueError: env.py refuses", "password=***")
+    env_py.write_text(original)
+
+    # A connection failure whose driver message quotes the password.
+    proc = run("db", "upgrade", check=False, env={"LEAKY_CONNECT": "1"})
+    line = assert_one_error(proc, f"cannot connect to the {backend} database "
+                                  f"{database.name!r}", "authentication failed for password")
+    assert "postgresql" in line or backend == "mysql"
+    for proc_text in (line,):
+        assert not shows_password(proc_text, password)
+    # The database saw r1 and r2 only (the failed r3 was rolled back or never ran).
+    project.flask("db", "upgrade")
+    assert database.version() == ["r2"]
