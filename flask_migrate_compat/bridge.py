@@ -64,10 +64,10 @@ def script_module(manager: t.Any) -> types.ModuleType:
     """The Flask-Script module a Manager comes from (``flask_script``, or the fork
     ``flask_script_ng``), for its ``Manager``, ``Shell`` and ``Server`` classes."""
     for cls in type(manager).__mro__:
-        module = sys.modules.get(cls.__module__.partition(".")[0])
-        if module is not None and isinstance(getattr(module, "Manager", None), type) \
-                and isinstance(manager, module.Manager):
-            return module
+        if cls.__name__ == "Manager":
+            module = sys.modules.get(cls.__module__.partition(".")[0])
+            if module is not None and getattr(module, "Manager", None) is cls:
+                return module
     raise TypeError(f"{manager!r} is not a Flask-Script Manager")
 
 

@@ -126,7 +126,7 @@ def test_return_values_and_errors_as_click_does(app):
     assert usage.output.splitlines()[0].endswith(" finish [-?] [-r RESULT]")
     assert usage.output.splitlines()[-1] == "Error: unrecognized arguments: -x"
     helped = invoke(app, "finish", "-?")
-    assert helped.exit_code == 0 and "-r RESULT, --result RESULT" in helped.output
+    assert helped.exit_code == 0 and "--result RESULT" in helped.output  # argparse's help
 
 
 def test_capture_all_args_and_request_context(app):
