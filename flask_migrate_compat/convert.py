@@ -115,7 +115,7 @@ class Conversion:
     :ivar groups: the sub-managers converted into Click groups (``"users"``).
     :ivar todos: ``(command path, what and why)`` for every ``TODO`` in the module.
     :ivar skipped: ``(name, reason)`` for the entries not converted (db, shell...).
-    :ivar notes: other things to know (Manager options, imports from the script).
+    :ivar notes: other things to know (the Manager's options).
     :ivar formatter: the formatter that ran, or ``None``.
     """
 
@@ -752,6 +752,7 @@ class _Writer:
         self.group_idents: dict[tuple[str, ...], str] = {}
         self.shell_context: str | None = None
         self.taken = set(_RESERVED)
+        self.from_script: set[str] = set()          # names imported from the script
         self.copies: dict[int, _Code | str] = {}
         self.entries = list(self._walk(manager, ()))
         # Command functions that copied code calls stay plain functions (a Click command
@@ -812,9 +813,7 @@ class _Writer:
             if key[1] == self.script.name:
                 comment = (f"defined in {self.script.name}.py: move it into the application "
                            f"before deleting {self.script.name}.py")
-                note = f"{label} uses {name}, defined in {self.script.name}.py, and imports it " \
-                    "from there"
-                self.conversion.notes.append(note)
+                self.from_script.add(name)
             self.imports.setdefault(key, comment)
         return todos
 
@@ -839,6 +838,11 @@ class _Writer:
                     self._shell(entry)
         for name, kind in bridge.default_entries(self.manager).items():
             self.conversion.skipped.append((name, bridge.skip_reason(kind, name)))
+        if self.from_script:
+            source = f"{self.script.name}.py"
+            self.conversion.todos.append((
+                "imports", f"{', '.join(sorted(self.from_script))} come from {source}, which "
+                f"defines them: move them into the application before deleting {source}"))
         return self._module()
 
     def _register(self, path: tuple[str, ...], ident: str) -> None:
@@ -1008,8 +1012,10 @@ class _Writer:
         options = list(self.manager.get_options())
         if options and not isinstance(self.manager.app, Flask):
             factory = self.manager.app
-            target = f"{getattr(factory, '__module__', 'app')}:" \
-                f"{getattr(factory, '__name__', 'create_app')}(...)"
+            module = getattr(factory, "__module__", None) or "app"
+            if module == "__main__":  # the script defines the factory
+                module = self.script.name
+            target = f"{module}:{getattr(factory, '__name__', 'create_app')}(...)"
             note = (f"The options {', '.join('/'.join(o.args) for o in options)} of {source} "
                     f"went to the application factory; with flask, pass them in FLASK_APP "
                     f"(--app \"{target}\") or read them from the environment in the factory.")

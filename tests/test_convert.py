@@ -14,6 +14,7 @@ import pytest
 from flask import Flask
 
 from flask_migrate_compat import convert, runner
+from test_flask_script_shims import FACTORY_MANAGE
 
 HELPERS = '''\
 def tidy(days=7):
@@ -131,20 +132,19 @@ def test_report_names_every_todo_and_skip(tricky):
         "--fast, --safe are mutually exclusive: argparse refused them together, "
         "Click does not",
     ]
-    assert done.notes == [
-        "greet uses shout, defined in conv_manage.py, and imports it from there",
-        "shell uses app, defined in conv_manage.py, and imports it from there",
-    ]
+    assert todos["imports"] == "app, shout come from conv_manage.py, which defines them: " \
+        "move them into the application before deleting conv_manage.py"
+    assert done.notes == []
     lines = convert.report(done, "conv_manage.py")
     assert lines[-1] == "wrote conv_commands.py: 5 commands from conv_manage.py, 2 skipped, " \
-        "6 TODOs (search conv_commands.py for 'TODO(flask-migrate-compat)')"
-    assert sum(line.startswith("TODO ") for line in lines) == 6
+        "7 TODOs (search conv_commands.py for 'TODO(flask-migrate-compat)')"
+    assert sum(line.startswith("TODO ") for line in lines) == 7
 
 
 def test_module_has_a_todo_comment_for_each(tricky):
     folder, done = tricky
     text = (folder / "conv_commands.py").read_text()
-    assert text.count("# TODO(flask-migrate-compat):") == len(done.todos) + 1  # + the import
+    assert text.count("# TODO(flask-migrate-compat):") == len(done.todos)
     assert "# TODO(flask-migrate-compat): defined in conv_manage.py: move it into the " \
         "application\n#   before deleting conv_manage.py\nfrom conv_manage import app, shout\n" \
         in text
@@ -182,6 +182,32 @@ def test_converted_commands_run(tricky):
     assert stub.output == "Error: stateful was not converted from conv_manage.py: " \
         "Stateful.run uses self\n"
     assert app.make_shell_context()["app"].name == "tricky"
+
+
+def test_factory_manager(tmp_path, monkeypatch):
+    """Manager options become a note on FLASK_APP; a sub-manager a group; the Shell's
+    make_context function a shell context processor."""
+    (tmp_path / "fac_manage.py").write_text(FACTORY_MANAGE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    done = convert.convert(str(tmp_path / "fac_manage.py"), str(tmp_path / "fac_commands.py"))
+    assert (done.groups, done.converted, done.todos) == (
+        ["users"], ["users greet", "users listing", "config"], [])
+    assert done.notes == [
+        "The options -c/--config of fac_manage.py went to the application factory; with "
+        "flask, pass them in FLASK_APP (--app \"fac_manage:create_app(...)\") or read them "
+        "from the environment in the factory."]
+    try:
+        import fac_commands
+    finally:
+        sys.modules.pop("fac_commands", None)
+    app = Flask("factory_app")
+    app.config["GREETING"] = "howdy"
+    fac_commands.init_app(app)
+    cli = app.test_cli_runner()
+    assert cli.invoke(args=["users", "greet", "zoe"]).output == "howdy zoe from factory_app\n"
+    assert cli.invoke(args=["users", "listing"]).output == "listing 3\n"
+    with app.app_context():
+        assert app.make_shell_context()["answer"] == 42
 
 
 def test_never_overwrites(tricky, capsys):
