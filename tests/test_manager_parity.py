@@ -8,9 +8,9 @@ arguments and the same standard input, gives the same output, exit code and data
    by a module that cannot import Flask-Script at all.
 
 Each route gets its own project folder and SQLite database; the database rows are
-compared after the whole sequence. An application-factory ``manage.py`` with a
-``-c config`` Manager option is run both as ``python manage.py -c ...`` and through
-Flask's app loading.
+compared after the whole sequence. The application-factory ``manage.py`` of the shims
+test, with its ``-c config`` Manager option, runs both as ``python manage.py -c ...``
+and through Flask's app loading.
 """
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
+from test_flask_script_shims import FACTORY_MANAGE
 
 APP = '''\
 import os
@@ -319,64 +321,32 @@ def test_help_lists_every_command(routes):
     assert "Add users (an @option command)." in bridged
 
 
-FACTORY_APP = '''\
-from flask import Flask
-
-
-def create_app(config=None):
-    app = Flask("factory")
-    app.config["GREETING"] = "default"
-    if config:
-        app.config.from_pyfile(config)
-    return app
-'''
-
-FACTORY_MANAGE = '''\
-from flask_script import Manager
-from flask import current_app
-
-from app import create_app
-
-manager = Manager(create_app)
-manager.add_option("-c", "--config", dest="config", required=False)
-
-
-@manager.command
-def greeting(name):
-    """Print the configured greeting."""
-    print(current_app.config["GREETING"], name, "from", current_app.name)
-
-
-if __name__ == "__main__":
-    manager.run()
-'''
-
-
 def test_app_factory_manager_with_config_option(tmp_path):
-    (tmp_path / "app.py").write_text(FACTORY_APP)
-    (tmp_path / "manage.py").write_text(FACTORY_MANAGE)
-    (tmp_path / "prod.cfg").write_text('GREETING = "howdy"\n')
+    """A Manager(create_app) with ``-c``: its options go to Flask's app loading, either
+    through manager_app (no edit) or add_manager_commands where the app is made."""
+    (tmp_path / "factory_manage.py").write_text(FACTORY_MANAGE)
+    (tmp_path / "settings.cfg").write_text('GREETING = "howdy"\n')
     (tmp_path / "wsgi.py").write_text(textwrap.dedent('''\
         import os
 
         from flask_migrate_compat.script import add_manager_commands
 
-        from app import create_app
-        from manage import manager
+        from factory_manage import create_app, manager
 
         app = create_app(os.environ.get("APP_CONFIG"))
         add_manager_commands(app, manager)
     '''))
-    legacy = run(tmp_path, ["manage.py", "-c", "prod.cfg", "greeting", "zoe"])
-    assert legacy.stdout == "howdy zoe from factory\n", legacy.stderr
-    loader = "flask_migrate_compat.bridge:manager_app('manage', '-c', 'prod.cfg')"
-    for argv, env in (
-        (["-m", "flask", "--app", loader, "greeting", "zoe"], {}),
-        (["-m", "flask", "--app", "wsgi", "greeting", "zoe"], {"APP_CONFIG": "prod.cfg"}),
-    ):
-        proc = run(tmp_path, argv, **env)
-        assert (proc.returncode, proc.stdout, proc.stderr) \
-            == (legacy.returncode, legacy.stdout, legacy.stderr)
-    default = run(tmp_path, ["-m", "flask", "--app", "wsgi", "greeting", "ann"])
-    assert default.stdout == run(tmp_path, ["manage.py", "greeting", "ann"]).stdout \
-        == "default ann from factory\n"
+    loader = "flask_migrate_compat.bridge:manager_app('factory_manage', '-c', 'settings.cfg')"
+    for args in (["config"], ["users", "greet", "zoe"]):
+        legacy = run(tmp_path, ["factory_manage.py", "-c", "settings.cfg", *args])
+        assert legacy.returncode == 0 and "howdy" in legacy.stdout, legacy.stderr
+        for argv, env in (
+            (["-m", "flask", "--app", loader, *args], {}),
+            (["-m", "flask", "--app", "wsgi", *args], {"APP_CONFIG": "settings.cfg"}),
+        ):
+            proc = run(tmp_path, argv, **env)
+            assert (proc.returncode, proc.stdout, proc.stderr) \
+                == (legacy.returncode, legacy.stdout, legacy.stderr), argv
+    default = run(tmp_path, ["-m", "flask", "--app", "wsgi", "config"])
+    assert default.stdout == run(tmp_path, ["factory_manage.py", "config"]).stdout \
+        == "greeting: default\n"
