@@ -243,9 +243,15 @@ def _bridged_add_command(self, *args, **kwargs):
     before = dict(self._commands)
     _originals["Manager.add_command"](self, *args, **kwargs)
     added = [name for name, entry in self._commands.items() if before.get(name) is not entry]
-    from flask_migrate_compat import bridge
+    try:
+        from flask_migrate_compat import bridge
 
-    bridge.commands_added(self, added)
+        bridge.commands_added(self, added)
+    except Exception as exc:  # noqa: BLE001 - the bridge must never break manage.py
+        import warnings
+
+        warnings.warn(f"flask-migrate-compat: {', '.join(added)} not added to the flask "
+                      f"command: {type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=2)
 
 
 def _install_bridge(module) -> None:

@@ -61,8 +61,12 @@ SKIP_REASONS = {
 
 
 def script_module(manager: t.Any) -> types.ModuleType:
-    """The Flask-Script module a Manager comes from (``flask_script``, or the fork
-    ``flask_script_ng``), for its ``Manager``, ``Shell`` and ``Server`` classes."""
+    """The Flask-Script module a Manager comes from, for its other classes.
+
+    :param manager: a ``Manager`` (or an instance of a subclass).
+    :returns: ``flask_script``, or the fork ``flask_script_ng``.
+    :raises TypeError: ``manager`` is no Flask-Script Manager.
+    """
     for cls in type(manager).__mro__:
         if cls.__name__ == "Manager":
             module = sys.modules.get(cls.__module__.partition(".")[0])
@@ -72,9 +76,14 @@ def script_module(manager: t.Any) -> types.ModuleType:
 
 
 def entry_kind(command: t.Any, script: types.ModuleType) -> str:
-    """What a Manager entry is: :data:`GROUP` (a sub-manager), :data:`MIGRATE` (a
-    ``MigrateCommand``: it carries its Click group), :data:`SHELL`, :data:`SERVER`, or
-    :data:`COMMAND` (anything else Flask-Script runs)."""
+    """What a Manager entry is.
+
+    :param command: a value of ``manager._commands``.
+    :param script: its Flask-Script module (:func:`script_module`).
+    :returns: :data:`GROUP` (a sub-manager), :data:`MIGRATE` (a ``MigrateCommand``: it
+        carries its Click group), :data:`SHELL`, :data:`SERVER`, or :data:`COMMAND`
+        (anything else Flask-Script runs).
+    """
     if getattr(command, "click_group", None) is not None:
         return MIGRATE
     if isinstance(command, script.Manager):
@@ -87,8 +96,12 @@ def entry_kind(command: t.Any, script: types.ModuleType) -> str:
 
 
 def default_entries(manager: t.Any) -> dict[str, str]:
-    """The entries ``manager.run()`` adds by itself (``shell``, ``runserver``) that the
-    manager does not have yet: name -> kind."""
+    """The entries ``manager.run()`` would add by itself.
+
+    :param manager: a Manager.
+    :returns: name -> kind for ``shell`` and ``runserver``, when the manager takes
+        Flask-Script's default commands and does not have its own of that name.
+    """
     defaults = manager.with_default_commands
     if defaults is False or (defaults is None and manager.parent is not None):
         return {}
@@ -97,7 +110,11 @@ def default_entries(manager: t.Any) -> dict[str, str]:
 
 
 def run_command_line(server: t.Any = None) -> str:
-    """The ``flask run`` command line serving what a Flask-Script ``Server`` served."""
+    """The ``flask run`` command line serving what a Flask-Script ``Server`` served.
+
+    :param server: the ``Server`` command, or None for Flask-Script's default one.
+    :returns: e.g. ``flask run --host 0.0.0.0 --port 8000``.
+    """
     words = ["flask run"]
     if server is not None:
         if server.host != "127.0.0.1":
@@ -110,7 +127,13 @@ def run_command_line(server: t.Any = None) -> str:
 
 
 def skip_reason(kind: str, name: str, command: t.Any = None) -> str:
-    """Why the entry ``name`` of ``kind`` (one of :data:`SKIP_REASONS`) is skipped."""
+    """Why an entry is not bridged (nor converted).
+
+    :param kind: :data:`MIGRATE`, :data:`SHELL` or :data:`SERVER`.
+    :param name: the entry's name in its Manager.
+    :param command: the entry (a ``Server``'s host and port go into the text).
+    :returns: one line, as ``flask --help`` and the converter's report show it.
+    """
     server = command if kind == SERVER else None
     return SKIP_REASONS[kind].format(name=name, run=run_command_line(server))
 
@@ -152,8 +175,11 @@ def _resolve(root: t.Any, path: tuple[str, ...]) -> tuple[t.Any, list[t.Any]]:
 
 
 def command_help(entry: t.Any) -> str | None:
-    """The help text Flask-Script shows for a command or sub-manager: its ``help``,
-    else its docstring (cleaned like a docstring), or None."""
+    """The help text Flask-Script shows for a command or sub-manager.
+
+    :param entry: a Manager entry.
+    :returns: its ``help``, else its docstring, cleaned like a docstring; or None.
+    """
     text = getattr(entry, "help", None)
     if text is None:
         text = entry.__doc__
@@ -174,7 +200,9 @@ class ManagerCommand(click.Command):
     """A Flask-Script command as a Click command.
 
     The arguments are not declared to Click: they are parsed by the command's own
-    argparse parser, which also prints the ``--help`` (and ``-?``) text.
+    argparse parser, which also prints the ``--help`` (and ``-?``) text. Exit codes: 0,
+    the command's integer return value, 1 for another true return value or
+    ``InvalidCommand`` (``Error: <message>``), 2 for a usage error.
 
     :param root: the Manager at the top of the tree.
     :param path: the command's names from ``root`` (``("users", "create")``).
@@ -298,8 +326,15 @@ class Placeholder(click.Command):
 
 
 def bridged_entry(root: t.Any, path: tuple[str, ...]) -> tuple[click.Command | None, str]:
-    """The Click command for the Manager entry at ``path`` (None when Flask's own
-    command stands for it) and the entry's kind."""
+    """The Click command for a Manager entry.
+
+    :param root: the top Manager.
+    :param path: the entry's names from ``root``.
+    :returns: the command (a :class:`ManagerCommand`, :class:`ManagerGroup`,
+        :class:`Placeholder`, the ``MigrateCommand``'s Click group, or None for a
+        top-level ``shell``: Flask's stands for it) and the entry's kind.
+    :raises click.UsageError: no entry at ``path`` any more.
+    """
     entry, _ = _resolve(root, path)
     kind = entry_kind(entry, script_module(root))
     if kind == GROUP:
@@ -379,6 +414,9 @@ def add_manager_commands(app: Flask, manager: t.Any) -> dict[str, str]:
 def commands_added(manager: t.Any, names: t.Sequence[str]) -> None:
     """Hook run after ``Manager.add_command`` (installed by the Flask-Script shims):
     register the new entries on the applications the manager serves.
+
+    :param manager: the Manager that got the entries.
+    :param names: the names added (or replaced).
 
     A root ``Manager(app)`` serves ``app`` from its first command on, unless the
     bridge is off for it. A sub-manager that served an application itself (built as

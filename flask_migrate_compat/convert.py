@@ -1155,7 +1155,12 @@ def _format(path: str) -> str | None:
 
 
 def report(conversion: Conversion, script: str) -> list[str]:
-    """The lines :func:`main` prints about a conversion; the last one sums it up."""
+    """What :func:`main` prints about a conversion.
+
+    :param conversion: what :func:`convert` returned.
+    :param script: the converted script's path.
+    :returns: a line per skipped entry, note and TODO, then one summing it up.
+    """
     name = os.path.relpath(conversion.output)
     if name.startswith(os.pardir):
         name = conversion.output
