@@ -6,6 +6,7 @@ subcommand of the runner, never overwriting, one ``Error:`` line per failure.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -208,6 +209,23 @@ def test_factory_manager(tmp_path, monkeypatch):
     assert cli.invoke(args=["users", "listing"]).output == "listing 3\n"
     with app.app_context():
         assert app.make_shell_context()["answer"] == 42
+
+
+@pytest.mark.parametrize("format_code", [True, False])
+def test_formatter_runs_when_installed(tmp_path, monkeypatch, format_code):
+    """A formatter on PATH (here a stand-in ``ruff``) formats the written module."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "ruff"
+    fake.write_text("#!/bin/sh\necho \"# formatted: $*\" >> \"$3\"\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    (tmp_path / "fmt_manage.py").write_text(FACTORY_MANAGE)
+    done = convert.convert(str(tmp_path / "fmt_manage.py"), format_code=format_code)
+    text = (tmp_path / "commands.py").read_text()
+    assert done.formatter == ("ruff format" if format_code else None)
+    assert text.endswith(f"# formatted: format --quiet {tmp_path / 'commands.py'}\n") \
+        is format_code
 
 
 def test_never_overwrites(tricky, capsys):
