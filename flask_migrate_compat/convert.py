@@ -63,7 +63,7 @@ import click
 from flask import Flask
 
 from . import bridge, runner
-from .core import TRACEBACK_ENV, MigrateError
+from .core import TRACEBACK_ENV, MigrateError, error_message
 
 DEFAULT_OUTPUT = "commands.py"
 
@@ -167,7 +167,7 @@ def load_manager(script: str) -> tuple[t.Any, types.ModuleType]:
     except Exception as exc:
         if os.environ.get(TRACEBACK_ENV):
             raise
-        raise MigrateError(f"running {script} failed: {type(exc).__name__}: {exc}") from exc
+        raise MigrateError(f"running {script} failed: {error_message(exc)}") from exc
     finally:
         manager_class.run = original_run
     if manager is None:

@@ -242,7 +242,7 @@ def test_never_overwrites(tricky, capsys):
 
 @pytest.mark.parametrize("script, message", [
     ("raise ImportError('no module named app')\n",
-     "Error: running {path} failed: ImportError: no module named app\n"),
+     "Error: running {path} failed: ImportError: no module named app ({path}, line 1)\n"),
     ("import sys\nsys.exit(3)\n", "Error: {path} exited (code 3) before manager.run()\n"),
     ("x = 1\n", "Error: {path} does not call manager.run() and defines 0 top-level "
                 "Managers: cannot tell which to convert\n"),
