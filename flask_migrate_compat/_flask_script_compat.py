@@ -278,9 +278,9 @@ def post_import(module=None) -> None:
     _remove_stand_ins()
     if module is None:
         return
+    _install_bridge(module)  # independent of the patches below
     _patch_commands(module)
     _patch_manager(module)
-    _install_bridge(module)
 
 
 def apply():
