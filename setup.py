@@ -66,7 +66,7 @@ setup(
     zip_safe=False,
     cmdclass={"build_py": build_py_with_pth, "develop": develop_with_pth},
     entry_points={
-        "console_scripts": ["flask-migrate-compat = flask_migrate_compat.runner:main"],
+        "console_scripts": ["flask-migrate-compat = flask_migrate_compat.__main__:main"],
     },
     python_requires=">=3.9",
     install_requires=[

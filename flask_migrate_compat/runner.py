@@ -31,9 +31,6 @@ USAGE = """\
 usage: flask-migrate-compat path/to/manage.py [arguments for manage.py...]
        flask-migrate-compat convert path/to/manage.py [-o commands.py] [--no-format]"""
 
-#: The first argument that selects the converter, unless a file of that name exists.
-CONVERT = "convert"
-
 
 def _migrate_redirect_reason() -> str | None:
     """Why ``flask_migrate`` must be served by this package, or ``None`` when the
@@ -204,12 +201,8 @@ def run_script(script: str, args: t.Sequence[str],
 
 
 def main(argv: t.Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m flask_migrate_compat`` and ``flask-migrate-compat``.
-
-    ``convert manage.py ...`` runs the converter (:mod:`flask_migrate_compat.convert`)
-    instead, unless a file named ``convert`` exists in the working directory: then that
-    script runs, as it always did (``python -m flask_migrate_compat.convert`` is the
-    converter in every case).
+    """Run a script: ``python -m flask_migrate_compat path/to/manage.py ...`` (the
+    dispatch to the converter is :func:`flask_migrate_compat.__main__.main`'s).
 
     :param argv: ``[script, args...]``; default ``sys.argv[1:]``.
     :returns: the exit code: the script's own (usually through ``SystemExit``), 0
@@ -219,10 +212,6 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE, file=sys.stderr if not argv else sys.stdout)
         return 2 if not argv else 0
-    if argv[0] == CONVERT and not os.path.exists(CONVERT):
-        from .convert import main as convert_main
-
-        return convert_main(argv[1:], prog_name=f"flask-migrate-compat {CONVERT}")
     script, args = argv[0], argv[1:]
     if not os.path.isfile(script):
         print(f"Error: script {script!r} not found (looked in {os.path.abspath(script)})",
