@@ -139,6 +139,10 @@ def _run(func: t.Callable[..., t.Any], **kwargs: t.Any) -> t.Any:
         kwargs["x_arg"] = (*group.get("x_arg", ()), *kwargs.get("x_arg", ()))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
+        # CPython keeps the last filter list a warning was checked against for the
+        # interpreter's shutdown: without this, every pooled connection closed at
+        # exit after a warning was shown here prints a ResourceWarning.
+        warnings.filterwarnings("ignore", category=ResourceWarning)
         try:
             return func(**kwargs)
         except (Exception, KeyboardInterrupt) as exc:
