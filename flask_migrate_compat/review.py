@@ -327,13 +327,20 @@ class _Reviewer:
                 self.downgrade_ops.ops.remove(back_drop)
             return
         self.renames.add(id(drop))
+        if case_only:
+            fix = (f"set __tablename__ = {old!r} in the model, or replace both operations "
+                   f"with two op.rename_table() through a temporary name ({old!r} to "
+                   f"{old + '_renaming'!r} to {new!r}: SQLite takes names that differ "
+                   "only in case for the same table)")
+        else:
+            fix = (f"replace both operations with op.rename_table({old!r}, {new!r}) (and "
+                   f"op.rename_table({new!r}, {old!r}) in downgrade())")
         self.review._report(drop, Finding(
             "renamed-table", _qualified(drop.schema, old), None,
             f"possible rename of table {_qualified(drop.schema, old)} to {new}",
             f"it is dropped while {new}, with the same columns, is created{why}, so "
-            f"upgrade deletes {_rows(rows, 'its rows')}; if it is a rename, "
-            f"replace both operations with op.rename_table({old!r}, {new!r}) (and "
-            f"op.rename_table({new!r}, {old!r}) in downgrade())",
+            f"upgrade deletes {_rows(rows, 'its rows')}; if it is a rename, {fix}; on a "
+            "terminal, migrate asks and writes the rename",
             rows,
         ))
 
@@ -389,7 +396,8 @@ class _Reviewer:
             f"{old} is dropped and {new} of the same type ({type_name}) added, so upgrade "
             f"deletes its values in {_rows(rows)}; if it is a "
             f"rename, replace both operations with op.alter_column({table!r}, {old!r}, "
-            f"new_column_name={new!r}) (and the reverse in downgrade())",
+            f"new_column_name={new!r}, existing_type=...) (and the reverse in "
+            "downgrade()); on a terminal, migrate asks and writes it",
             rows,
         ))
 
@@ -553,6 +561,8 @@ class _Reviewer:
         holders = []
         for ref in op_.affected_columns:
             schema = ref.table_schema if isinstance(ref.table_schema, str) else None
+            if schema == self.dialect.default_schema_name:
+                schema = None
             rows = self.count(ref.table_name, schema, lambda tb, c=ref.column_name: sa.cast(
                 tb.c[c], sa.Text).in_(removed), (ref.column_name,))
             if rows is None:
@@ -668,8 +678,8 @@ def _replace(items: list, old: t.Any, *new: t.Any) -> None:
 
 def _rename_table(old: str, new: str, schema: str | None) -> list[t.Any]:
     """The operations that rename a table. Names that differ only in case go through
-    a temporary name: SQLite (and MySQL with lower_case_table_names) compare table
-    names without case and refuse a rename to the "same" name."""
+    a temporary name: SQLite compares table names without case and refuses a rename
+    to the "same" name."""
     if old.lower() != new.lower():
         return [ops.RenameTableOp(old, new, schema=schema)]
     temporary = f"{old}_renaming"
