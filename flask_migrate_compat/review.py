@@ -272,7 +272,7 @@ class _Reviewer:
 
     def length(self, column: t.Any) -> t.Any:
         """The number of characters of a string column, in this dialect's SQL."""
-        if self.dialect.name in ("mysql", "mariadb"):
+        if self.mysql:  # LENGTH() counts bytes there
             return sa.func.char_length(column)
         return sa.func.length(column)
 
@@ -281,6 +281,9 @@ class _Reviewer:
             return str(type_.compile(dialect=self.dialect))
         except Exception:  # noqa: BLE001 - a type this dialect cannot render
             return repr(type_)
+
+    def confirmed(self, question: Question) -> bool:
+        return self.review.ask is not None and bool(self.review.ask(question))
 
     @property
     def mysql(self) -> bool:
@@ -316,15 +319,12 @@ class _Reviewer:
             f"{new} empty{why}",
             confirm=True,
         )
-        if self.review.ask is not None and self.review.ask(question):
-            _replace(self.upgrade_ops.ops, create, *_rename_table(old, new, drop.schema))
-            self.upgrade_ops.ops.remove(drop)
-            back_create = _find(self.downgrade_ops.ops, ops.CreateTableOp, old, drop.schema)
-            back_drop = _find(self.downgrade_ops.ops, ops.DropTableOp, new, create.schema)
-            if back_create is not None and back_drop is not None:
-                _replace(self.downgrade_ops.ops, back_create,
-                         *_rename_table(new, old, drop.schema))
-                self.downgrade_ops.ops.remove(back_drop)
+        if self.confirmed(question):
+            _swap(self.upgrade_ops.ops, create, drop, _rename_table(old, new, drop.schema))
+            _swap(self.downgrade_ops.ops,
+                  _find(self.downgrade_ops.ops, ops.CreateTableOp, old, drop.schema),
+                  _find(self.downgrade_ops.ops, ops.DropTableOp, new, create.schema),
+                  _rename_table(new, old, drop.schema))
             return
         self.renames.add(id(drop))
         if case_only:
@@ -377,17 +377,13 @@ class _Reviewer:
             f"adds {new} empty",
             confirm=True,
         )
-        if self.review.ask is not None and self.review.ask(question):
-            _replace(modify.ops, add, _rename_column(table, schema, old_column, new_column))
-            modify.ops.remove(drop)
+        if self.confirmed(question):
+            _swap(modify.ops, add, drop, [_rename_column(table, schema, old_column, new_column)])
             back = _find(self.downgrade_ops.ops, ops.ModifyTableOps, table, schema)
             if back is not None:
-                back_add = _find_column(back.ops, ops.AddColumnOp, old)
-                back_drop = _find_column(back.ops, ops.DropColumnOp, new)
-                if back_add is not None and back_drop is not None:
-                    _replace(back.ops, back_add,
-                             _rename_column(table, schema, new_column, old_column))
-                    back.ops.remove(back_drop)
+                _swap(back.ops, _find_column(back.ops, ops.AddColumnOp, old),
+                      _find_column(back.ops, ops.DropColumnOp, new),
+                      [_rename_column(table, schema, new_column, old_column)])
             return
         self.renames.add(id(drop))
         self.review._report(drop, Finding(
@@ -475,7 +471,8 @@ class _Reviewer:
                 return
             self.review._report(op_, Finding(
                 "set-not-null", where, name, f"NOT NULL set on column {where}.{name}",
-                f"upgrade fails on the {_rows(rows)} holding NULL; fill them first (op.execute an UPDATE before this operation)",
+                f"upgrade fails on the {_rows(rows)} holding NULL"
+                f"{self._mysql_strict_note()}; fill them first (op.execute an UPDATE before this operation)",
                 rows,
             ))
 
@@ -544,6 +541,12 @@ class _Reviewer:
             "the type",
             rows,
         ))
+
+    def _mysql_strict_note(self) -> str:
+        if not self.mysql:
+            return ""
+        return (" (in MySQL's strict SQL mode; otherwise it stores the type's implicit "
+                "default there)")
 
     def _fails_or_cuts(self) -> str:
         if self.dialect.name == "sqlite":
@@ -671,9 +674,16 @@ def _find_column(items: list, kind: type, name: str) -> t.Any:
     return None
 
 
-def _replace(items: list, old: t.Any, *new: t.Any) -> None:
-    at = items.index(old)
-    items[at:at + 1] = new
+def _swap(items: list, added: t.Any, dropped: t.Any, rename: list) -> None:
+    """Put the ``rename`` operations where ``added`` (the creation under the new name)
+    stands, and remove ``dropped``: anything that follows in the same list and uses
+    the new name (an index, a constraint) then finds it. Nothing is changed when
+    either is missing."""
+    if added is None or dropped is None:
+        return
+    at = items.index(added)
+    items[at:at + 1] = rename
+    items.remove(dropped)
 
 
 def _rename_table(old: str, new: str, schema: str | None) -> list[t.Any]:
