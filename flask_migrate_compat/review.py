@@ -444,8 +444,9 @@ class _Reviewer:
         rows = self.count(table, schema, lambda tb: tb.c[name].isnot(None), (name,))
         self.review._report(op_, Finding(
             "dropped-column", where, name, f"dropped column {where}.{name}",
-            f"upgrade deletes its values in {_rows(rows)} of {where} and downgrade cannot bring them back; copy them first if they are needed, "
-            "or keep the column in the model",
+            f"upgrade deletes its values in {_rows(rows)} of {where} and downgrade "
+            "cannot bring them back; copy them first if they are needed, or keep the "
+            "column in the model",
             rows,
         ))
 
@@ -472,7 +473,8 @@ class _Reviewer:
             self.review._report(op_, Finding(
                 "set-not-null", where, name, f"NOT NULL set on column {where}.{name}",
                 f"upgrade fails on the {_rows(rows)} holding NULL"
-                f"{self._mysql_strict_note()}; fill them first (op.execute an UPDATE before this operation)",
+                f"{self._mysql_strict_note()}; fill them first (op.execute an UPDATE "
+                "before this operation)",
                 rows,
             ))
 
