@@ -630,7 +630,7 @@ def _render_flagged(autogen_context: t.Any, op_: t.Any) -> list[str]:
     lines = []
     for finding, review in op_.info.get(_INFO_KEY, ()):
         review.check_writable()
-        comment = COMMENT_PREFIX + finding.message
+        comment = COMMENT_PREFIX + " ".join(finding.message.split())  # one line
         lines.append(f"{comment}  {REVIEWED_MARK}" if finding.reviewed else comment)
     plain = renderers.dispatch(type(op_).__mro__[1])
     return lines + to_list(plain(autogen_context, op_))
