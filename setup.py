@@ -79,13 +79,14 @@ setup(
     ],
     extras_require={
         "script": ["Flask-Script>=2.0.6"],
-        "postgresql": ["psycopg[binary]>=3.1"],
+        "postgresql": ["psycopg[binary]>=3.1", "alembic-postgresql-enum>=1.1"],
         "mysql": ["PyMySQL>=1.0"],
         "test": [
             "pytest>=7",
             "Flask-Script>=2.0.6",
             "Flask-Script-NG>=2.1",
             "psycopg[binary]>=3.1",
+            "alembic-postgresql-enum>=1.1",
             "PyMySQL>=1.0",
             "nox>=2024.3",
             "build>=1.0",  # tests/test_import_hook.py builds the wheel and the sdist

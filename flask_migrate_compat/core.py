@@ -26,6 +26,7 @@ from .state import error_context, get_state
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from .config import Config
+    from .review import Ask, Review
 
 __all__ = [
     "TRACEBACK_ENV", "MigrateError", "alembic_version", "catch_errors",
@@ -448,30 +449,71 @@ def revision(
     version_path: str | None = None,
     rev_id: str | None = None,
     x_arg: _XArgs = None,
+    *,
+    strict: bool = False,
+    ask: Ask | None = None,
 ) -> t.Any:
     """Create a new revision script (``alembic revision``).
 
     :param autogenerate: fill it with the differences between the models and the
-        database; with no difference nothing is written.
+        database; with no difference nothing is written. The operations generated are
+        reviewed (:mod:`.review`): each finding is emitted as a
+        :class:`.review.ReviewWarning` and written as a comment above its operation.
     :param sql: offline mode (only meaningful with a custom env.py).
     :param head: the head (or ``<branch>@head``) the new revision follows.
     :param splice: allow a non-head revision as ``head``.
     :param branch_label: a branch label for the new revision.
     :param version_path: one of the configured version locations to write into.
     :param rev_id: use this revision id instead of a generated one.
+    :param strict: with autogenerate, write no file when the review has findings
+        (also on with the ``MIGRATE_STRICT = True`` setting).
+    :param ask: with autogenerate, ``ask(question)`` asks about probable renames and
+        missing server defaults (see :class:`.review.Question`) and the answers are
+        written into the operations; ``None`` (the default) only warns.
     :returns: the new :class:`alembic.script.Script` (or a list, for several), or
         ``None`` when autogenerate found nothing.
     :raises alembic.util.CommandError: for example when the database is not at head.
+    :raises .review.ReviewFailed: strict mode and findings (a :class:`MigrateError`);
+        no file was written.
     """
     config = _script_config(directory, x_arg, ["autogenerate"] if autogenerate else None)
+    review = _review(config, strict, ask) if autogenerate else None
     with _new_revision_file(config, rev_id) as written:
         result = written(_alembic().revision(
             config, _docstring_safe(message), autogenerate=autogenerate, sql=sql,
             head=head, splice=splice, branch_label=branch_label,
-            version_path=version_path, rev_id=rev_id,
+            version_path=version_path, rev_id=rev_id, process_revision_directives=review,
         ))
     # Alembic returns an empty list when env.py dropped the empty script.
-    return None if isinstance(result, list) and not result else result
+    result = None if isinstance(result, list) and not result else result
+    if review is not None and result is None:
+        review.check_writable()  # strict: findings, though env.py wrote nothing
+    return result
+
+
+def _review(config: Config, strict: bool, ask: Ask | None) -> Review:
+    """The review of an autogenerate run (:class:`.review.Review`), with what it
+    needs to know: strict mode, the ``# reviewed`` comments of the revision files, and
+    whether PostgreSQL ENUM value changes can be detected
+    (:func:`.autogen.enable_enum_value_detection`, done here so that it also applies
+    to old env.py files)."""
+    from flask import current_app
+
+    from .autogen import enable_enum_value_detection
+    from .review import Review, reviewed_headlines
+    from .state import app_engines
+
+    try:
+        dialects = [e.dialect.name for e in app_engines(current_app, get_state().db).values()]
+    except Exception:  # noqa: BLE001 - no usable engine: env.py will say what is wrong
+        dialects = []
+    script = _loaded_script(config)
+    return Review(
+        ask=ask,
+        strict=strict or bool(current_app.config.get("MIGRATE_STRICT", False)),
+        reviewed=reviewed_headlines(found.path for found in script.walk_revisions()),
+        enum_detection=enable_enum_value_detection(current_app.config, dialects),
+    )
 
 
 def migrate(
@@ -484,12 +526,16 @@ def migrate(
     version_path: str | None = None,
     rev_id: str | None = None,
     x_arg: _XArgs = None,
+    *,
+    strict: bool = False,
+    ask: Ask | None = None,
 ) -> t.Any:
     """Autogenerate a new revision script: :func:`revision` with ``autogenerate=True``
-    (``alembic revision --autogenerate``). Arguments as for :func:`revision`."""
+    (``alembic revision --autogenerate``), reviewed. Arguments as for
+    :func:`revision`."""
     return revision(
         directory, message, True, sql, head, splice, branch_label, version_path, rev_id,
-        x_arg,
+        x_arg, strict=strict, ask=ask,
     )
 
 
@@ -671,10 +717,52 @@ def stamp(
 def check(directory: _PathLike | None = None, x_arg: _XArgs = None) -> None:
     """Fail when autogenerate would write a new revision (``alembic check``).
 
+    The operations autogenerate would write are reviewed as by :func:`migrate`: each
+    finding is emitted as a :class:`.review.ReviewWarning`.
+
     :raises alembic.util.AutogenerateDiffsDetected: the models and the database differ
         (a :class:`~alembic.util.CommandError`).
     """
-    _alembic().check(_script_config(directory, x_arg))
+    config = _script_config(directory, x_arg)
+    review = _review(config, strict=False, ask=None)
+    with _explained_revision_errors():
+        _check(config, review)
+
+
+def _check(config: Config, review: Review) -> None:
+    """``alembic.command.check`` with a ``process_revision_directives`` hook, which
+    that command does not take (Alembic 1.20): the same autogenerate comparison
+    through Alembic's :class:`~alembic.autogenerate.RevisionContext`, no file
+    written."""
+    from alembic.autogenerate import RevisionContext
+    from alembic.runtime.environment import EnvironmentContext
+    from alembic.script import ScriptDirectory
+    from alembic.util import AutogenerateDiffsDetected
+
+    script = ScriptDirectory.from_config(config)
+    context = RevisionContext(
+        config, script,
+        dict(message=None, autogenerate=True, sql=False, head="head", splice=False,
+             branch_label=None, version_path=None, rev_id=None, depends_on=None),
+        process_revision_directives=review,
+    )
+
+    def compare(rev: t.Any, migration_context: t.Any) -> list:
+        context.run_autogenerate(rev, migration_context)
+        return []
+
+    with EnvironmentContext(config, script, fn=compare, as_sql=False,
+                            template_args=context.template_args, revision_context=context):
+        script.run_env()
+    diffs = [diff for generated in context.generated_revisions
+             for ops in generated.upgrade_ops_list for diff in ops.as_diffs()]
+    if diffs:
+        message = f"New upgrade operations detected: {diffs}"
+        try:
+            raise AutogenerateDiffsDetected(message, revision_context=context, diffs=diffs)
+        except TypeError:  # Alembic < 1.13: the message only
+            raise AutogenerateDiffsDetected(message) from None
+    config.print_stdout("No new upgrade operations detected.")
 
 
 # -- errors -----------------------------------------------------------------------
