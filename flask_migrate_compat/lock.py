@@ -75,34 +75,44 @@ class LockHolder:
     address and the time the lock was taken.
 
     :ivar name: what the holder calls itself, or ``None`` when unknown.
-    :ivar pid: the server process id (PostgreSQL), connection id (MySQL/MariaDB), or
-        the holder's own process id (SQLite).
+    :ivar pid: the server process id of the holding session (PostgreSQL), or the
+        holder's own process id (SQLite).
     :ivar client: the client address (``host`` or ``host:port``), or ``None``.
     :ivar since: when it took the lock (local time), or ``None``.
+    :ivar connection_id: the holding connection's id (MySQL/MariaDB, which show no
+        name: their connection attributes need the performance schema).
     """
 
     name: str | None = None
     pid: int | None = None
     client: str | None = None
     since: datetime.datetime | None = None
+    connection_id: int | None = None
 
     def describe(self) -> str:
-        """One line: ``<name> (pid 567 on 127.0.0.1, since 12:01:02)``."""
+        """One line: ``<name> (pid 567 on 127.0.0.1, since 12:01:02)``, or on
+        MySQL/MariaDB ``connection 42 from 127.0.0.1:50522 (since 12:01:02)``."""
         parts = []
         if self.pid is not None:
             where = f" on {self.client}" if self.client else ""
             parts.append(f"pid {self.pid}{where}")
-        elif self.client:
-            parts.append(f"from {self.client}")
         if self.since is not None:
             parts.append(f"since {self.since.strftime('%H:%M:%S')}")
-        name = self.name or "another process"
+        if self.name:
+            name = self.name
+        elif self.connection_id is not None:
+            name = f"connection {self.connection_id}"
+            if self.client:
+                name += f" from {self.client}"
+        else:
+            name = "another process"
         return f"{name} ({', '.join(parts)})" if parts else name
 
     def as_dict(self) -> dict[str, t.Any]:
         """The holder as JSON-ready values (``since`` in ISO 8601)."""
         return {
-            "name": self.name, "pid": self.pid, "client": self.client,
+            "name": self.name, "pid": self.pid, "connection_id": self.connection_id,
+            "client": self.client,
             "since": self.since.isoformat(timespec="seconds") if self.since else None,
             "description": self.describe(),
         }
@@ -182,7 +192,7 @@ def _server_holder(connection: t.Any, backend: str, pg_key: int,
         client = row[0]
         if row[2] == "Sleep" and row[1] is not None:
             since = datetime.datetime.now().astimezone() - datetime.timedelta(seconds=row[1])
-    return LockHolder(name=None, pid=int(holder_id), client=client, since=since)
+    return LockHolder(connection_id=int(holder_id), client=client, since=since)
 
 
 def _write_holder_file(lock_path: str, name: str) -> None:
