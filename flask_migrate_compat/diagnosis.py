@@ -195,8 +195,8 @@ def _database_findings(db: t.Any, result: Status, script: t.Any,
         fix = "wait for it to finish ('db upgrade' waits by itself)"
         if holder.pid is not None and db.database.startswith("postgresql"):
             fix += f"; if that process is gone: SELECT pg_terminate_backend({holder.pid})"
-        elif holder.pid is not None and db.database.split()[0] in ("mysql", "mariadb"):
-            fix += f"; if that process is gone: KILL {holder.pid}"
+        elif holder.connection_id is not None:
+            fix += f"; if that process is gone: KILL {holder.connection_id}"
         found.append(Finding(f"lock {db.bind!r}" if db.bind else "lock", False,
                              f"the migration lock on {label} is held by "
                              f"{holder.describe()}", fix=fix))

@@ -151,33 +151,47 @@ def server_lock_ids(backend: str, database: str, version_table: str,
     return key, pg_key, ("flask_migrate:" + digest.hex())[:_MYSQL_LOCK_NAME_MAX]
 
 
-def _server_holder(connection: t.Any, backend: str, pg_key: int,
-                   mysql_name: str) -> LockHolder | None:
-    """Ask the server who holds a lock (``None``: nobody, or not visible)."""
+#: Every granted bigint advisory lock of the current database, with its session, and
+#: the database's name (one row with NULL lock columns when there is none). A bigint
+#: key shows in pg_locks as classid (high 32 bits), objid (low 32 bits), objsubid 1.
+_PG_ADVISORY_LOCKS = (
+    "SELECT current_database(), l.classid::bigint, l.objid::bigint, l.pid, "
+    "host(a.client_addr), a.application_name, a.query, a.state_change, a.backend_start "
+    "FROM (SELECT 1) AS one LEFT JOIN pg_locks l ON l.locktype = 'advisory' "
+    "AND l.granted AND l.objsubid = 1 AND l.database = "
+    "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
+)
+
+
+def _pg_holder(connection: t.Any, version_table: str, schema: str | None) -> LockHolder | None:
+    """Who holds a PostgreSQL migration lock, in one round trip (:data:`_PG_ADVISORY_LOCKS`).
+    The lock connection runs nothing after ``pg_try_advisory_lock``, so its
+    ``state_change`` is when it got the lock."""
     import sqlalchemy as sa
 
-    if backend == "postgresql":
-        # A bigint advisory lock shows in pg_locks as classid (high 32 bits), objid
-        # (low 32 bits) and objsubid 1. The lock connection runs nothing after
-        # pg_try_advisory_lock, so state_change is when it got the lock.
-        row = connection.execute(sa.text(
-            "SELECT l.pid, host(a.client_addr), a.application_name, a.query, "
-            "a.state_change, a.backend_start FROM pg_locks l "
-            "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
-            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-            "AND l.classid::bigint = :hi AND l.objid::bigint = :lo"
-        ), {"hi": (pg_key >> 32) & 0xFFFFFFFF, "lo": pg_key & 0xFFFFFFFF}).first()
-        if row is None:
-            return None
-        pid, client, name, query, state_change, backend_start = row
+    rows = connection.execute(sa.text(_PG_ADVISORY_LOCKS)).all()
+    if not rows:
+        return None
+    _key, pg_key, _name = server_lock_ids("postgresql", rows[0][0], version_table, schema)
+    wanted = ((pg_key >> 32) & 0xFFFFFFFF, pg_key & 0xFFFFFFFF)
+    for _db, high, low, pid, client, name, query, state_change, backend_start in rows:
+        if (high, low) != wanted:
+            continue
         since = state_change if query and "pg_try_advisory_lock" in query else backend_start
         return LockHolder(
             name=redact(name) if name else None, pid=pid,
-            # NULL client_addr: a Unix socket; NULL everything: not ours to see.
+            # NULL client_addr: a Unix socket; NULL query too: not ours to see.
             client=client or ("local socket" if query is not None else None),
             since=since.astimezone() if since is not None else None,
         )
+    return None
+
+
+def _mysql_holder(connection: t.Any, mysql_name: str) -> LockHolder | None:
+    """Who holds a MySQL/MariaDB named lock: ``IS_USED_LOCK`` and the process list."""
+    import sqlalchemy as sa
+
     holder_id = connection.execute(sa.text("SELECT IS_USED_LOCK(:n)"),
                                    {"n": mysql_name}).scalar()
     if holder_id is None:
@@ -265,10 +279,12 @@ def current_holder(connection: t.Any, version_table: str = "alembic_version",
         return None
     import sqlalchemy as sa
 
-    database = connection.execute(sa.text(_CURRENT_DATABASE[backend])).scalar()
-    _key, pg_key, mysql_name = server_lock_ids(backend, database, version_table, schema)
     try:
-        return _server_holder(connection, backend, pg_key, mysql_name)
+        if backend == "postgresql":
+            return _pg_holder(connection, version_table, schema)
+        database = connection.execute(sa.text(_CURRENT_DATABASE[backend])).scalar()
+        _key, _pg_key, mysql_name = server_lock_ids(backend, database, version_table, schema)
+        return _mysql_holder(connection, mysql_name)
     except sa.exc.DBAPIError:
         return None
 
@@ -335,6 +351,7 @@ class _ServerLock(_Lock):
         except BaseException:
             self._discard()
             raise
+        self._version_table, self._schema = version_table, schema
         self.key, self._pg_key, self._mysql_name = server_lock_ids(
             self.backend, database, version_table, schema
         )
@@ -344,8 +361,9 @@ class _ServerLock(_Lock):
 
     def holder(self) -> LockHolder | None:
         try:
-            return _server_holder(self.connection, self.backend, self._pg_key,
-                                  self._mysql_name)
+            if self.backend == "postgresql":
+                return _pg_holder(self.connection, self._version_table, self._schema)
+            return _mysql_holder(self.connection, self._mysql_name)
         except Exception:  # noqa: BLE001 - who holds it is a courtesy, never a failure
             return None
 
