@@ -410,8 +410,9 @@ def _where_did_it_go(revision: str, directory: str) -> Finding:
         return Finding(check, False, f"git did not answer within {GIT_TIMEOUT:g} s: "
                                      f"cannot look for revision {revision}")
     except subprocess.CalledProcessError as exc:
+        reason = ((exc.stderr or "").strip().splitlines() or ["no message"])[0]
         return Finding(check, False, f"git failed while looking for revision {revision}: "
-                                     f"{(exc.stderr or '').strip().splitlines()[:1]}")
+                                     f"{reason}")
 
 
 def _search_history(revision: str, cwd: str, top: str, check: str) -> Finding:
@@ -447,6 +448,13 @@ def _search_history(revision: str, cwd: str, top: str, check: str) -> Finding:
                     f"{sha} ({subject!r}, {date})",
                     fix=f"git checkout {sha}^ -- {shown}",
                 )
+            # Removed without a commit of its own (in a merge, for example).
+            return Finding(
+                check, False,
+                f"revision {revision} was defined by {shown} (added in commit "
+                f"{commit[:7]}), which the checked-out tree no longer has",
+                fix=f"git checkout {commit[:7]} -- {shown}",
+            )
         branches = [b for b in _git(["branch", "-a", "--contains", commit,
                                      "--format=%(refname:short)"], top).split() if b]
         if branches:
