@@ -494,7 +494,7 @@ _GENERATIONS: tuple[tuple[str, t.Callable[[str], bool]], ...] = (
     ("Flask-Migrate 4.x", lambda s: "def get_engine_url" in s or "metadatas" in s),
     ("Flask-Migrate 3.x", lambda s: "db.get_engine(" in s and "USE_TWOPHASE" not in s
      and "engine_from_config" not in s),
-    ("Flask-Migrate 2.x (multiple databases)", lambda s: "USE_TWOPHASE" in s),
+    ("Flask-Migrate 2.x multidb", lambda s: "USE_TWOPHASE" in s),
     ("Flask-Migrate 2.7", lambda s: "db.engine.url" in s and "engine_from_config" not in s),
     ("Flask-Migrate 2.5-2.6", lambda s: "db.engine.url" in s),
     ("Flask-Migrate 2.0-2.4", lambda s: "SQLALCHEMY_DATABASE_URI" in s
@@ -531,7 +531,7 @@ def _env_py_finding(directory: str) -> Finding:
         return Finding("env.py", True, "a custom env.py (not checked)")
     if generation in _CURRENT_GENERATIONS:
         return Finding("env.py", True, f"{generation}'s template")
-    multidb = "multiple" in generation or "engine_name" in _read(directory, "env.py")
+    multidb = "multidb" in generation or "engine_name" in _read(directory, "env.py")
     new = f"{directory.rstrip(os.sep)}.new"
     return Finding(
         "env.py", False,

@@ -15,8 +15,11 @@ The lock is taken on a connection of its own, kept apart from the one env.py mig
 on and held in autocommit mode so that it never holds a snapshot or a table lock. Its
 key is the database the server reports (or the SQLite file) plus the version table and
 its schema, so two applications on one server, or one database with two version
-tables, do not block each other. A process that has to wait says so on stderr, polls,
-and then runs its command: usually it finds the database at head and does nothing.
+tables, do not block each other. A process that has to wait says so on stderr, naming
+the holder (:class:`LockHolder`: a PostgreSQL lock session names itself through
+``application_name``; MySQL/MariaDB show the holding connection; a SQLite holder
+writes a ``.holder`` file beside the lock file), polls, and then runs its command:
+usually it finds the database at head and does nothing.
 
 The lock is released on every way out of the command: a normal return, an exception,
 Ctrl-C (``KeyboardInterrupt``) and SIGTERM, which :func:`guard` turns into
