@@ -260,7 +260,7 @@ def _run_env(config: t.Any, script: t.Any) -> list[DatabaseStatus]:
     Alembic's ``dont_mutate``, so nothing is created or written)."""
     from alembic.runtime.environment import EnvironmentContext
 
-    engines = app_engines_or_empty()
+    engines = _app_engines()
     found: list[DatabaseStatus] = []
 
     def collect(rev: t.Any, context: t.Any) -> list[t.Any]:
@@ -269,7 +269,8 @@ def _run_env(config: t.Any, script: t.Any) -> list[DatabaseStatus]:
                      if known is engine or known.url == engine.url), "")
         table = VersionTable(bind, engine, context.version_table,
                              context.version_table_schema)
-        db = DatabaseStatus(bind, table.database, current=tuple(context.get_current_heads()),
+        # rev: what Alembic read from the version table (dont_mutate: nothing else).
+        db = DatabaseStatus(bind, table.database, current=tuple(rev),
                             version_table=_table_name(table))
         db.lock_holder = _holder(context.connection, table)
         found.append(db)
@@ -280,7 +281,8 @@ def _run_env(config: t.Any, script: t.Any) -> list[DatabaseStatus]:
     return found
 
 
-def app_engines_or_empty() -> dict[str, t.Any]:
+def _app_engines() -> dict[str, t.Any]:
+    """The application's engines, to name the binds env.py connects to."""
     from flask import current_app
 
     try:
