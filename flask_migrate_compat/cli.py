@@ -12,6 +12,7 @@ stderr), 2 for a usage error (Click's own).
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import sys
 import typing as t
@@ -101,6 +102,16 @@ def _new_revision_options(f: _F) -> _F:
     return f
 
 
+quiet_option = click.option(
+    "-q", "--quiet", is_flag=True,
+    help="Do not print each revision's elapsed time and the summary (stderr).",
+)
+json_option = click.option(
+    "--json", "as_json", is_flag=True,
+    help="Print one JSON object with the same facts instead of text.",
+)
+
+
 def _version_table_options(f: _F) -> _F:
     """The options of the commands that write the version table (upgrade, downgrade,
     stamp): the migration lock and the SQLite path check."""
@@ -118,16 +129,20 @@ def db(ctx: click.Context, directory: str | None, x_arg: tuple[str, ...]) -> Non
     ctx.meta[GROUP_OPTIONS_KEY] = {"directory": directory, "x_arg": x_arg}
 
 
-def _run(func: t.Callable[..., t.Any], **kwargs: t.Any) -> t.Any:
+def _run(func: t.Callable[..., t.Any], _failure_code: int = 1,
+         _on_error: t.Callable[[str], None] | None = None, **kwargs: t.Any) -> t.Any:
     """Call a core command with the group-level options merged in.
 
     A command's own ``-d`` wins over the group's; x-arguments of both are passed, the
     group's first. Warnings raised meanwhile (Alembic's ``UserWarning``, for example) are
     printed as one ``Warning: ...`` line each. A failure prints one ``Error: ...``
-    line on stderr and exits with code 1, or 130 / 143 when Ctrl-C / SIGTERM
-    interrupted it (set ``FLASK_MIGRATE_COMPAT_TRACEBACK=1`` to see the traceback
-    instead).
+    line on stderr and exits with code 1 (``_failure_code``), or 130 / 143 when
+    Ctrl-C / SIGTERM interrupted it (set ``FLASK_MIGRATE_COMPAT_TRACEBACK=1`` to see
+    the traceback instead).
 
+    :param _failure_code: the exit code of a failure (``db status`` uses 3: its 1
+        means "revisions pending").
+    :param _on_error: also called with the error line (``--json`` output).
     :returns: what the core command returned.
     """
     ctx = click.get_current_context()
@@ -149,8 +164,12 @@ def _run(func: t.Callable[..., t.Any], **kwargs: t.Any) -> t.Any:
             if os.environ.get(errors.TRACEBACK_ENV):
                 raise
             _show_warnings(caught)
-            click.echo(f"Error: {core.error_message(exc)}", err=True)
-            ctx.exit(errors.exit_code(exc))
+            line = core.error_message(exc)
+            click.echo(f"Error: {line}", err=True)
+            if _on_error is not None:
+                _on_error(line)
+            code = errors.exit_code(exc)
+            ctx.exit(_failure_code if code == 1 else code)
         finally:
             _show_warnings(caught)
 
@@ -267,6 +286,7 @@ def merge(**kwargs: t.Any) -> None:
 @tag_option
 @x_arg_option
 @_version_table_options
+@quiet_option
 @click.argument("revision", default="head")
 @with_appcontext
 def upgrade(**kwargs: t.Any) -> None:
@@ -280,6 +300,7 @@ def upgrade(**kwargs: t.Any) -> None:
 @tag_option
 @x_arg_option
 @_version_table_options
+@quiet_option
 @click.argument("revision", default="-1")
 @with_appcontext
 def downgrade(**kwargs: t.Any) -> None:
@@ -366,3 +387,96 @@ def stamp(**kwargs: t.Any) -> None:
 def check(**kwargs: t.Any) -> None:
     """Exit with code 1 when the models differ from the database (no new revision)."""
     _run(core.check, **kwargs)
+
+
+@db.command()
+@directory_option
+@json_option
+@with_appcontext
+def status(as_json: bool, **kwargs: t.Any) -> None:
+    """Compare each database with the head(s); exit 0 at head, 1 pending, 3 blocked.
+
+    Exit codes: 0 every database is at head; 1 revisions are pending and 'db upgrade'
+    would apply them; 3 'db upgrade' cannot proceed as is (unknown revision, several
+    heads, database unreachable...), with the reason on stderr. Writes nothing and
+    takes no lock.
+    """
+    from . import readiness as status_module
+
+    def json_error(line: str) -> None:
+        click.echo(json.dumps({"state": "blocked", "exit_code": status_module.BLOCKED,
+                               "error": line}))
+
+    result = _run(status_module.status, _failure_code=status_module.BLOCKED,
+                  _on_error=json_error if as_json else None, **kwargs)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        for line in format_status(result):
+            click.echo(line)
+    problems = result.problems
+    if problems:
+        click.echo(f"Error: {problems[0]}", err=True)
+    click.get_current_context().exit(result.exit_code)
+
+
+def format_status(result: t.Any) -> list[str]:
+    """The text of ``db status``: per database, its revisions, the pending ones in
+    upgrade order and the lock holder; a last line with the verdict."""
+    heads = ", ".join(rev.describe() for rev in result.heads) or "none (no revision yet)"
+    lines = [f"Head{'s' if len(result.heads) > 1 else ''}: {heads}"]
+    for db in result.databases:
+        lines.append(f"{'Bind ' + repr(db.bind) if db.bind else 'Database'}: {db.database}")
+        if db.problem is not None and not db.current:
+            lines.append(f"  problem: {db.problem}")
+            continue
+        lines.append(f"  current: {', '.join(db.current) or 'base (no revision applied)'}")
+        if db.problem is not None:
+            lines.append(f"  problem: {db.problem}")
+        elif db.pending:
+            lines.append(f"  pending: {len(db.pending)} revision(s), in upgrade order:")
+            lines.extend(f"    {rev.describe()}" for rev in db.pending)
+        else:
+            lines.append("  pending: none")
+        if db.lock_holder is not None:
+            lines.append(f"  migration lock: held by {db.lock_holder.describe()}")
+    verdict = {0: "at head", 1: "revisions pending ('db upgrade' applies them)",
+               3: "'db upgrade' cannot proceed as is"}[result.exit_code]
+    lines.append(f"Status: {verdict} (exit code {result.exit_code})")
+    return lines
+
+
+@db.command()
+@directory_option
+@click.option("--fix", is_flag=True,
+              help="Apply the repairs proven safe (stamp head when the schema matches "
+                   "the models), under the migration lock.")
+@click.option("-y", "--yes", is_flag=True, help="With --fix: do not ask before changing.")
+@json_option
+@with_appcontext
+def doctor(as_json: bool, yes: bool, **kwargs: t.Any) -> None:
+    """Diagnose the migrations and the databases; exit 0 when all is well, 1 otherwise.
+
+    Looks for the file of a revision the database names but the folder lacks in git,
+    compares the schema with the models, and checks the heads, the revision files,
+    env.py, the SQLite path and the migration lock.
+    """
+    from . import diagnosis as doctor_module
+
+    def confirm(question: str) -> bool:
+        return click.confirm(question, default=False, err=True)
+
+    result = _run(doctor_module.doctor, confirm=None if yes else confirm, **kwargs)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        for finding in result.findings:
+            mark = "ok" if finding.ok else "!!"
+            click.echo(f"[{mark}] {finding.check}: {finding.message}")
+            for detail in finding.details:
+                click.echo(f"       - {detail}")
+            if finding.fix:
+                click.echo(f"       fix: {finding.fix}")
+        for line in result.changed:
+            click.echo(f"Changed: {line}")
+    click.get_current_context().exit(result.exit_code)

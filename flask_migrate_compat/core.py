@@ -19,7 +19,7 @@ import sys
 import typing as t
 
 from . import legacy
-from .errors import TRACEBACK_ENV, MigrateError, redact
+from .errors import TRACEBACK_ENV, MigrateError, redact, unknown_revision_message
 from .errors import error_message as _error_message
 from .lock import command_guard
 from .state import error_context, get_state
@@ -79,6 +79,7 @@ def _script_config(
 def _version_table_command(
     directory: _PathLike | None, x_arg: _XArgs, revision: str, sql: bool,
     no_lock: bool, lock_timeout: float | None, use_new_sqlite_path: bool,
+    command: str = "",
 ) -> t.Iterator[Config]:
     """What ``upgrade``, ``downgrade`` and ``stamp`` (the commands that write the
     version table) do around the Alembic call, which runs inside the block.
@@ -86,7 +87,8 @@ def _version_table_command(
     In order: the relative SQLite path check (:func:`.legacy.check_sqlite_paths`,
     online only), the script directory's config, the target revision check
     (:func:`_check_target`), then the migration lock (:func:`.lock.command_guard`) of
-    the databases env.py migrates, held for the whole block. An exception leaving the
+    the databases env.py migrates, held for the whole block (``command`` names the
+    holder to processes that wait for it). An exception leaving the
     block carries ``fmc_autocommit_revisions``: the revisions whose
     ``autocommit_block()`` ran (committed whatever happens after).
 
@@ -97,7 +99,7 @@ def _version_table_command(
     config = _script_config(directory, x_arg)
     _check_target(config, revision)
     with command_guard(sql=sql, no_lock=no_lock, lock_timeout=lock_timeout,
-                       binds=_migrated_binds(config)), \
+                       binds=_migrated_binds(config), command=command), \
             _autocommit_tracker() as committed:
         try:
             yield config
@@ -161,7 +163,8 @@ class _AlembicCommands:
         function = getattr(command, name)
 
         def call(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            with _explained_revision_errors():
+            given = [a for a in (*args, *kwargs.values()) if isinstance(a, str)]
+            with _explained_revision_errors(given):
                 return function(*args, **kwargs)
 
         return call
@@ -183,7 +186,7 @@ def _check_target(config: Config, revision: str) -> None:
     """
     if ":" in revision or re.search(r"[+-]\d+$", revision):
         return
-    with _explained_revision_errors():
+    with _explained_revision_errors([revision]):
         _loaded_script(config).get_revisions(revision)
 
 
@@ -267,11 +270,15 @@ def _revision_files_problem(script: t.Any) -> str | None:
 
 
 @contextlib.contextmanager
-def _explained_revision_errors() -> t.Iterator[None]:
+def _explained_revision_errors(given: t.Sequence[str] = ()) -> t.Iterator[None]:
     """Reword Alembic's "Can't locate revision identified by 'x'" where we can say
-    more: ``x`` is the start of several revision ids, or too short to match one.
+    more: ``x`` is the start of several revision ids, or too short to match one, or
+    (when the user did not type it) a database's version table holds it and the
+    folder does not (:func:`.errors.unknown_revision_message`).
 
-    :raises MigrateError: with the revisions an ambiguous prefix matches.
+    :param given: the text the user gave the command (its revision arguments).
+    :raises MigrateError: with the revisions an ambiguous prefix matches, or naming
+        the database whose version table holds the unknown revision.
     """
     from alembic.script.revision import ResolutionError
     from alembic.util import CommandError
@@ -300,7 +307,23 @@ def _explained_revision_errors() -> t.Iterator[None]:
                 f"revision {argument!r} is too short: a partial revision id needs at "
                 f"least 4 characters (it is the start of {listed})"
             ) from None
+        if not matches and not any(argument in text for text in given):
+            explained = _unknown_database_revision(_loaded_scripts[0][0], script, argument)
+            if explained is not None:
+                raise MigrateError(explained) from None
         raise
+
+
+def _unknown_database_revision(config: Config, script: t.Any, revision: str) -> str | None:
+    """The line for ``revision`` held by a database's version table but defined by no
+    revision file; ``None`` when no version table holds it (read to make sure)."""
+    from .version_table import holding, version_tables
+
+    found = holding(revision, version_tables(_migrated_binds(config)))
+    if not found:
+        return None
+    heads = [(head.revision, head.doc) for head in script.get_revisions(script.get_heads())]
+    return unknown_revision_message(revision, found[0].database, script.dir, heads)
 
 
 def _reuse_script_directory(script_directory_class: t.Any) -> None:
@@ -578,6 +601,7 @@ def upgrade(
     no_lock: bool = False,
     lock_timeout: float | None = None,
     use_new_sqlite_path: bool = False,
+    quiet: bool = False,
 ) -> None:
     """Upgrade the database to ``revision`` (``alembic upgrade``).
 
@@ -591,6 +615,9 @@ def upgrade(
     :param use_new_sqlite_path: skip the relative SQLite path check
         (:func:`.legacy.check_sqlite_paths`) and migrate the file Flask-SQLAlchemy 3
         resolves.
+    :param quiet: do not print each revision's time and the summary on stderr
+        (:mod:`.timing`; printed only in online mode, where env.py passes
+        ``configure_args`` to ``context.configure``).
     :raises alembic.util.CommandError: unknown revision, or several heads with ``head``.
     :raises MigrateError: lock timeout, the SQLite path check, or the database
         unreachable for the lock.
@@ -598,8 +625,25 @@ def upgrade(
         names it, and says when the database may hold part of it).
     """
     with _version_table_command(directory, x_arg, revision, sql, no_lock, lock_timeout,
-                                use_new_sqlite_path) as config:
+                                use_new_sqlite_path, "upgrade") as config, \
+            _timed(sql, quiet):
         _alembic().upgrade(config, revision, sql=sql, tag=tag)
+
+
+@contextlib.contextmanager
+def _timed(sql: bool, quiet: bool) -> t.Iterator[None]:
+    """Time each revision of an online ``upgrade``/``downgrade`` (:mod:`.timing`) and
+    print the summary on stderr once the command succeeded."""
+    if sql:
+        yield
+        return
+    from .timing import summary, timed_revisions
+
+    with timed_revisions(get_state().configure_args, quiet=quiet) as timings:
+        yield
+    line = summary(timings)
+    if line is not None and not quiet:
+        print(line, file=sys.stderr, flush=True)
 
 
 def downgrade(
@@ -611,6 +655,7 @@ def downgrade(
     no_lock: bool = False,
     lock_timeout: float | None = None,
     use_new_sqlite_path: bool = False,
+    quiet: bool = False,
 ) -> None:
     """Downgrade the database to ``revision`` (``alembic downgrade``).
 
@@ -624,12 +669,14 @@ def downgrade(
     :param use_new_sqlite_path: skip the relative SQLite path check
         (:func:`.legacy.check_sqlite_paths`) and migrate the file Flask-SQLAlchemy 3
         resolves.
+    :param quiet: as for :func:`upgrade`.
     :raises MigrateError: as for :func:`upgrade`.
     """
     if sql and revision == "-1":
         revision = "head:-1"
     with _version_table_command(directory, x_arg, revision, sql, no_lock, lock_timeout,
-                                use_new_sqlite_path) as config:
+                                use_new_sqlite_path, "downgrade") as config, \
+            _timed(sql, quiet):
         _alembic().downgrade(config, revision, sql=sql, tag=tag)
 
 
@@ -661,15 +708,18 @@ def heads(
     directory: _PathLike | None = None,
     verbose: bool = False,
     resolve_dependencies: bool = False,
-) -> None:
+) -> list[str]:
     """Print the heads of the script directory (``alembic heads``).
 
     :param resolve_dependencies: treat ``depends_on`` revisions as down revisions.
+    :returns: the head revision ids, in the order printed.
     """
-    _alembic().heads(
-        _script_config(directory), verbose=verbose,
-        resolve_dependencies=resolve_dependencies,
-    )
+    config = _script_config(directory)
+    script = _loaded_script(config)
+    _alembic().heads(config, verbose=verbose, resolve_dependencies=resolve_dependencies)
+    # What alembic.command.heads prints, in its order.
+    found = script.get_revisions("heads" if resolve_dependencies else script.get_heads())
+    return [rev.revision for rev in found]
 
 
 def branches(directory: _PathLike | None = None, verbose: bool = False) -> None:
@@ -679,9 +729,29 @@ def branches(directory: _PathLike | None = None, verbose: bool = False) -> None:
 
 def current(
     directory: _PathLike | None = None, verbose: bool = False, x_arg: _XArgs = None
-) -> None:
-    """Print the database's current revision, per database (``alembic current``)."""
-    _alembic().current(_script_config(directory, x_arg), verbose=verbose)
+) -> list[str]:
+    """Print the database's current revision, per database (``alembic current``).
+
+    :returns: the revision ids printed, in order (for a multidb env.py, each
+        database's in turn).
+    """
+    config = _script_config(directory, x_arg)
+    script = _loaded_script(config)
+    printed: list[str] = []
+    get_all_current = script.get_all_current
+
+    def recording(id_: t.Any) -> t.Any:
+        # alembic.command.current prints exactly the set this returns, in its order.
+        found = get_all_current(id_)
+        printed.extend(rev.revision for rev in found)
+        return found
+
+    script.get_all_current = recording
+    try:
+        _alembic().current(config, verbose=verbose)
+    finally:
+        del script.get_all_current
+    return printed
 
 
 def stamp(
@@ -710,7 +780,7 @@ def stamp(
         unreachable for the lock.
     """
     with _version_table_command(directory, x_arg, revision, sql, no_lock, lock_timeout,
-                                use_new_sqlite_path) as config:
+                                use_new_sqlite_path, "stamp") as config:
         _alembic().stamp(config, revision, sql=sql, tag=tag, purge=purge)
 
 
