@@ -75,7 +75,8 @@ setup(
         "Flask-SQLAlchemy>=2.5",
         "SQLAlchemy>=1.4",
         "alembic>=1.9",
-        "filelock>=3.0",
+        # SQLite migration lock on Windows; POSIX uses fcntl.flock (see lock.py).
+        "filelock>=3.0; sys_platform == 'win32'",
     ],
     extras_require={
         "script": ["Flask-Script>=2.0.6"],

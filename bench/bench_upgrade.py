@@ -52,7 +52,7 @@ COMMON_REQUIREMENTS = [
     "Mako==1.4.3", "psycopg[binary]==3.3.9", "Pygments==2.21.0",
 ]
 FM41_REQUIREMENTS = ["flask-migrate==4.1.0", *COMMON_REQUIREMENTS]
-OURS_REQUIREMENTS = ["Flask-Script==2.0.6", "filelock", "wheel", *COMMON_REQUIREMENTS]
+OURS_REQUIREMENTS = ["Flask-Script==2.0.6", "wheel", *COMMON_REQUIREMENTS]
 PG_ADMIN_URL = os.environ.get(
     "FMC_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

@@ -7,9 +7,10 @@ transactional DDL can be left half-migrated. :func:`guard` serialises them:
 
 * PostgreSQL: a session-level advisory lock (``pg_try_advisory_lock``);
 * MySQL/MariaDB: a named lock (``GET_LOCK``);
-* SQLite: an OS file lock (the ``filelock`` library) on a hidden file beside the
-  database (``.<database file>.<version table>.lock``; the file stays, the lock does
-  not), or in a per-user folder when the database's folder is read-only.
+* SQLite: an OS file lock (``fcntl.flock``; the filelock library on Windows) on a
+  hidden file beside the database (``.<database file>.<version table>.lock``; the
+  file stays, the lock does not), or in a per-user folder when the database's folder
+  is read-only.
 
 The lock is taken on a connection of its own, kept apart from the one env.py migrates
 on and held in autocommit mode so that it never holds a snapshot or a table lock. Its
@@ -29,7 +30,6 @@ crash), the server drops the lock with the session and the OS drops the file loc
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime
 import os
 import signal
@@ -37,6 +37,11 @@ import sys
 import threading
 import time
 import typing as t
+
+try:
+    import fcntl
+except ImportError:  # Windows: the filelock library instead (see _FileLock)
+    fcntl = None  # type: ignore[assignment]
 
 from .errors import (
     MigrateError, Terminated, describe_database, redact, sqlite_folder_missing_message,
@@ -68,8 +73,7 @@ _CURRENT_DATABASE = {
 # -- who holds a lock ------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class LockHolder:
+class LockHolder(t.NamedTuple):
     """The process holding a migration lock, as far as the database tells.
 
     Built only from parts that cannot hold a password: the name the holding session
@@ -84,6 +88,9 @@ class LockHolder:
     :ivar since: when it took the lock (local time), or ``None``.
     :ivar connection_id: the holding connection's id (MySQL/MariaDB, which show no
         name: their connection attributes need the performance schema).
+
+    A NamedTuple, not a dataclass: every upgrade imports this module, and creating a
+    dataclass costs ~5 million instructions (~1.5 ms).
     """
 
     name: str | None = None
@@ -214,8 +221,9 @@ def _mysql_holder(connection: t.Any, mysql_name: str) -> LockHolder | None:
 
 def _write_holder_file(lock_path: str, name: str) -> None:
     """Beside a SQLite lock file just taken, say who holds it (a JSON object with
-    the holder's name, pid, host and start time). Not in the lock file itself:
-    filelock before 3.12 truncated it at every attempt to take the lock."""
+    the holder's name, pid, host and start time). Not in the lock file itself, which
+    is opened read-only (so that another user can share it) and which filelock
+    before 3.12, used on Windows, truncated at every attempt to take the lock."""
     import json
     import socket
 
@@ -403,7 +411,7 @@ class _ServerLock(_Lock):
 
 
 class _FileLock(_Lock):
-    """SQLite: an OS-level lock (``filelock``) on a file of its own.
+    """SQLite: an OS-level lock on a file of its own.
 
     The file is hidden beside the database (``.<database file>.<version table>.lock``).
     Where that folder is not writable (a read-only deploy of the project), it goes to
@@ -411,42 +419,73 @@ class _FileLock(_Lock):
     cannot create either runs unlocked, since it could not write that database's
     journal beside it either.
 
-    Importing filelock costs ~5 ms in a command process (asyncio, which it needs, is
-    already loaded by then): within the lock's budget (bench/bench_upgrade.py).
+    On POSIX systems the lock is ``fcntl.flock`` on that file, the primitive the
+    filelock library uses there too; elsewhere (Windows) it is filelock's. Why not
+    filelock everywhere: importing it costs ~30 million instructions (filelock 4.2,
+    ~7 ms, measured with callgrind), more than all the rest this package adds to
+    ``db upgrade``, which would then be slower than Flask-Migrate 4.1's
+    (bench/bench_upgrade.py). The OS releases the lock when the process ends, however
+    it ends.
     """
 
     def __init__(self, path: str, version_table: str, schema: str | None,
                  holder_name: str = "") -> None:
-        import filelock
-
         path = os.path.realpath(path)
         folder = os.path.dirname(path)
-        # filelock creates missing parent folders for its lock file; SQLite does not
-        # create them for the database. Fail as SQLite would instead of quietly
-        # making a new folder (and an empty database) from a mistyped path.
+        # A lock file must not create a missing folder: SQLite does not create it for
+        # the database either. Fail as SQLite would instead of quietly making a new
+        # folder (and an empty database) from a mistyped path.
         if not os.path.isdir(folder):
             raise MigrateError(sqlite_folder_missing_message(path))
         name = f"{schema}.{version_table}" if schema else version_table
         self.key = f"sqlite:{path}:{name}"
         self.label = f"the SQLite database {path!r}"
         self.path = sqlite_lock_path(path, name)
-        self._timeout = filelock.Timeout
-        self._lock = filelock.FileLock(self.path)
         self._holder_name = holder_name
+        self._fd: int | None = None
+        self._filelock: t.Any = None
+        if fcntl is None:
+            import filelock
+
+            self._filelock = filelock.FileLock(self.path)
 
     def try_acquire(self) -> bool:
-        try:
-            self._lock.acquire(timeout=0)
-        except self._timeout:
+        if not self._take():
             return False
         if self._holder_name:
             _write_holder_file(self.path, self._holder_name)
         return True
 
+    def _take(self) -> bool:
+        if self._filelock is not None:
+            import filelock
+
+            try:
+                self._filelock.acquire(timeout=0)
+            except filelock.Timeout:
+                return False
+            return True
+        # Read-only is enough for flock, and lets another user share the file.
+        fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return True
+
     def release(self) -> None:
         with contextlib.suppress(OSError):
             os.unlink(self.path + HOLDER_SUFFIX)
-        self._lock.release()
+        if self._filelock is not None:
+            self._filelock.release()
+        elif self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)  # closing the only descriptor releases the flock
 
     def holder(self) -> LockHolder | None:
         return sqlite_lock_holder(self.path)
