@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import require_module
 
 MANAGE = '''\
 from flask_script import Command, Group, Manager, Option, Shell
@@ -234,7 +235,7 @@ def test_prompt_prompt_bool_prompt_choices_on_stdin(scripts):
 
 def test_prompt_pass_reads_the_terminal_without_echo(scripts):
     # getpass reads /dev/tty: give the child a pseudo-terminal as controlling terminal.
-    pytest.importorskip("termios")
+    require_module("termios")
     launcher = ("import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
                 "os.execv(sys.executable, [sys.executable] + sys.argv[1:])")
     master, slave = os.openpty()
@@ -252,7 +253,7 @@ def test_prompt_pass_reads_the_terminal_without_echo(scripts):
         os.close(master)
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+            proc.wait(timeout=30)
     text = seen.decode(errors="replace")
     assert "length 9 matches True" in text
     assert "s3cr3t-pw" not in text  # echo was off while typing

@@ -97,7 +97,8 @@ def test_flask_ext_spellings(tmp_path, sqlite_db):
 
 def test_missing_script(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "flask_migrate_compat", "nope/manage.py",
-                           "db", "upgrade"], cwd=tmp_path, capture_output=True, text=True)
+                           "db", "upgrade"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"Error: script 'nope/manage.py' not found (looked in {tmp_path / 'nope' / 'manage.py'})"
@@ -107,7 +108,7 @@ def test_missing_script(tmp_path):
 def test_finder_inactive_outside_the_runner():
     """Outside the runner, nothing redirects: plain Python has no flask_migrate here."""
     proc = subprocess.run([sys.executable, "-c", "import flask_migrate"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "ModuleNotFoundError" in proc.stderr
 
 
@@ -121,9 +122,9 @@ def test_script_sees_what_python_manage_py_would_show(tmp_path):
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     plain = subprocess.run([sys.executable, "sub/manage.py", "db", "upgrade"], cwd=tmp_path,
-                           capture_output=True, text=True, env=env, check=True)
+                           capture_output=True, text=True, env=env, check=True, timeout=60)
     runner = subprocess.run(
         [sys.executable, "-m", "flask_migrate_compat", "sub/manage.py", "db", "upgrade"],
-        cwd=tmp_path, capture_output=True, text=True, env=env, check=True)
+        cwd=tmp_path, capture_output=True, text=True, env=env, check=True, timeout=60)
     assert runner.stdout == plain.stdout
     assert plain.stdout.startswith("['sub/manage.py', 'db', 'upgrade']|")
