@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
-from conftest import assert_one_error, shows_password
+from conftest import assert_one_error, error_lines, shows_password
 from test_failures import HEADER, write_chain
 
 from flask_migrate_compat.errors import describe_database, error_message, redact
@@ -78,11 +78,16 @@ def downgrade():
     pass
 '''
 
+# Warns, then fails, with the URL and the password, over two lines: the warning is
+# one redacted "Warning:" line (written outside error_message), the error one line.
 LEAKY_ENV_PY = '''\
+import warnings
 from flask import current_app
 url = current_app.extensions["migrate"].db.engine.url
+warnings.warn("env.py warns about " + url.render_as_string(hide_password=False)
+              + " with password " + url.password)
 raise ValueError("env.py refuses " + url.render_as_string(hide_password=False)
-                 + " password=" + url.password)
+                 + "\\n  password=" + url.password)
 '''
 
 # Stands in for a driver whose error message quotes the password it was given.
@@ -153,7 +158,14 @@ def test_raw_error_texts_never_show_the_password(password_url, make_project, fro
     original = env_py.read_text()
     env_py.write_text(LEAKY_ENV_PY + original)
     proc = run("db", "current", check=False)
-    line = assert_one_error(proc, "ValueError: env.py refuses", "password=***")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    warning, line = error_lines(proc.stderr)
+    assert warning.startswith(f"Warning: env.py warns about {backend}+"), warning
+    assert warning.endswith("with password ***") and ":***@" in warning, warning
+    assert line.startswith("Error: ValueError: env.py refuses "), line
+    assert "password=***" in line and ":***@" in line, line
+    for text in (warning, line):
+        assert not shows_password(text, password), text
     env_py.write_text(original)
 
     # A connection failure whose driver message quotes the password.
