@@ -218,7 +218,13 @@ def test_help_and_command_list(project):
         assert name in listing.stdout + listing.stderr
     upgrade_help = project.manage("db", "upgrade", "--help").stdout
     assert "--sql" in upgrade_help and "-x" in upgrade_help
-    assert "flask" in project.manage("db", "list-templates").stdout
+    # The templates of the installed package, each with its README's first line.
+    import flask_migrate_compat
+
+    templates = pathlib.Path(flask_migrate_compat.__file__).parent / "templates"
+    assert project.manage("db", "list-templates").stdout == "Available templates:\n\n" + "".join(
+        f"{name} - {(templates / name / 'README').read_text().splitlines()[0]}\n"
+        for name in ("flask", "flask-multidb"))
 
 
 def test_app_factory_manage_py(project):
