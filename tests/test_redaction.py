@@ -78,14 +78,15 @@ def downgrade():
     pass
 '''
 
-# Warns, then fails, with the URL and the password, over two lines: the warning is
-# one redacted "Warning:" line (written outside error_message), the error one line.
+# Warns, then fails, each time with the URL and the password over two lines: the
+# warning is one redacted "Warning:" line (written outside error_message), the error
+# one line.
 LEAKY_ENV_PY = '''\
 import warnings
 from flask import current_app
 url = current_app.extensions["migrate"].db.engine.url
 warnings.warn("env.py warns about " + url.render_as_string(hide_password=False)
-              + " with password " + url.password)
+              + "\\n  with password " + url.password)
 raise ValueError("env.py refuses " + url.render_as_string(hide_password=False)
                  + "\\n  password=" + url.password)
 '''
