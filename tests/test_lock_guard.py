@@ -1,0 +1,167 @@
+"""The migration lock's guard, in this process, on each backend: a second guard of the
+same database meets the first one's lock exactly as a second process would (each guard
+takes a connection or a file handle of its own: a PostgreSQL advisory lock, a MariaDB
+``GET_LOCK``, an OS file lock), so what the commands promise can be checked here in
+milliseconds, down to the wording and the timing. test_lock_safety.py proves the same
+promises through real commands.
+"""
+from __future__ import annotations
+
+import io
+import math
+import os
+import signal
+import time
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+
+from flask_migrate_compat import Migrate, MigrateError
+from flask_migrate_compat.errors import Terminated
+from flask_migrate_compat.lock import command_guard, guard
+
+BACKENDS = ["sqlite", "postgresql", "mysql"]
+WAITING = "Waiting for the migration lock on the "
+
+
+def described(database) -> str:
+    url = sa.make_url(database.url)
+    if database.kind == "sqlite":
+        return f"SQLite database {os.path.realpath(url.database)!r}"
+    return f"{database.kind} database {database.name!r} on {url.host}:{url.port}"
+
+
+def enters_at_once(engines, **kwargs) -> bool:
+    """Whether a guard with ``timeout=0`` gets in (False: it timed out)."""
+    out = io.StringIO()
+    try:
+        with guard(engines, timeout=0, stderr=out, **kwargs):
+            pass
+    except MigrateError:
+        return False
+    assert out.getvalue() == ""
+    return True
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_guard_waits_times_out_and_releases(make_database, kind):
+    database = make_database(kind)
+    engines = {"": database.engine()}
+    with guard(engines):
+        out = io.StringIO()
+        start = time.monotonic()
+        with pytest.raises(MigrateError) as caught:
+            with guard(engines, timeout=0.3, stderr=out):
+                pytest.fail("a second guard got in while the lock was held")
+        waited = time.monotonic() - start
+        assert str(caught.value) == (
+            f"timed out after 0.3 s waiting for the migration lock on the "
+            f"{described(database)}: another process is still migrating this database "
+            "(retry later, raise --lock-timeout, or stop the other process)")
+        assert 0.3 <= waited < 3, waited
+        (line,) = out.getvalue().splitlines(keepends=True)
+        assert line.startswith(WAITING + described(database)) and line.endswith("\n")
+
+        # What does not meet this lock: no lock, another version table or schema.
+        assert enters_at_once(engines, lock=False)
+        assert enters_at_once(engines, version_table="other_version")
+        assert enters_at_once(engines, version_table_schema="other")
+        assert not enters_at_once(engines)
+    assert enters_at_once(engines)
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_guard_releases_on_every_way_out(make_database, kind):
+    database = make_database(kind)
+    engines = {"": database.engine()}
+    for error in (RuntimeError, KeyboardInterrupt):
+        with pytest.raises(error):
+            with guard(engines):
+                raise error("out")
+        assert enters_at_once(engines), error
+
+    # SIGTERM while the guard is held: Terminated (a KeyboardInterrupt), the lock
+    # released, the process's own SIGTERM handler back in place.
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Terminated) as caught:
+        with guard(engines):
+            assert signal.getsignal(signal.SIGTERM) is not before
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+    assert isinstance(caught.value, KeyboardInterrupt)
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert enters_at_once(engines)
+
+
+def test_guard_waits_until_the_holder_lets_go(make_database):
+    """A waiting guard gets in once the holder leaves, within a poll interval."""
+    import threading
+
+    database = make_database("sqlite")
+    engines = {"": database.engine()}
+    released = threading.Event()
+
+    def hold():
+        with guard(engines):
+            ready.set()
+            time.sleep(0.5)
+            released.set()
+
+    ready = threading.Event()
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert ready.wait(10)
+    out = io.StringIO()
+    with guard(engines, timeout=10, stderr=out):
+        assert released.is_set()
+    holder.join(10)
+    assert out.getvalue().startswith(WAITING)
+
+
+@pytest.fixture
+def app(make_database):
+    """An application on a SQLite file and a guard holding its lock meanwhile."""
+    database = make_database("sqlite")
+    app = Flask("guarded")
+    app.config["SQLALCHEMY_DATABASE_URI"] = database.url
+    app.config["SQLALCHEMY_BINDS"] = {"other": f"{database.url}.other"}
+    db = SQLAlchemy(app)
+    Migrate(app, db)
+    with app.app_context():
+        with guard({"": db.engines[None]}):
+            yield app
+
+
+def test_command_guard_settings(app):
+    def waits(**kwargs) -> str:
+        """Enter command_guard(**kwargs) while the default database's lock is held:
+        "entered", or the error."""
+        try:
+            with command_guard(**kwargs):
+                return "entered"
+        except MigrateError as exc:
+            return str(exc)
+
+    assert waits(lock_timeout=0).startswith("timed out after 0 s")
+    app.config["MIGRATE_LOCK_TIMEOUT"] = "0.2"
+    assert waits().startswith("timed out after 0.2 s")
+    assert waits(lock_timeout=0).startswith("timed out after 0 s")  # the option wins
+    for bad in ("abc", -1, math.nan, None, [1]):
+        app.config["MIGRATE_LOCK_TIMEOUT"] = bad
+        if bad is None:
+            assert waits(lock_timeout=0).startswith("timed out")  # unset: no limit of its own
+            continue
+        assert waits() == ("the MIGRATE_LOCK_TIMEOUT setting must be a number of seconds "
+                           f"(0 or more), not {bad!r}")
+    app.config["MIGRATE_LOCK_TIMEOUT"] = 0
+    assert waits(sql=True) == "entered"
+    assert waits(no_lock=True) == "entered"
+    assert waits(binds=["other"]) == "entered"  # only the migrated databases
+    assert waits(binds=["", "other"]).startswith("timed out after 0 s")
+    app.config["MIGRATE_LOCK"] = False
+    assert waits() == "entered"
+    app.config["MIGRATE_LOCK"] = True
+    app.extensions["migrate"].migrate.lock = False
+    assert waits() == "entered"
