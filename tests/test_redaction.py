@@ -15,7 +15,9 @@ import sqlalchemy as sa
 from conftest import assert_one_error, error_lines, shows_password
 from test_failures import HEADER, write_chain
 
-from flask_migrate_compat.errors import describe_database, error_message, redact
+from flask_migrate_compat.errors import (
+    describe_database, error_message, redact, unencoded_password,
+)
 
 # -- the redaction itself ---------------------------------------------------------------
 
@@ -27,7 +29,7 @@ def test_short_passwords_do_not_garble_words(password):
     assert redact(text, [password]) == text
 
 
-@pytest.mark.parametrize("password", ["postgres", "a", "1", "s3cr3t-%-pw/@:?#+"])
+@pytest.mark.parametrize("password", ["postgres", "a", "1", "s3cr3t-%-pw/@:?#+", "two words/x"])
 def test_credentials_are_removed(password):
     from urllib.parse import quote, quote_plus
 
@@ -45,6 +47,24 @@ def test_credentials_are_removed(password):
     # The rest of the text is kept.
     assert redact(f"dsn host=db password={password} user=bob", [password]) == \
         "dsn host=db password=*** user=bob"
+
+
+def test_each_password_is_replaced_whole():
+    assert redact("login refused: Tr1cky-pw", ["Tr1cky-pw"]) == "login refused: ***"
+    # A password that ends where a longer one goes on: the longer one is replaced.
+    assert redact("login abc!def refused", ["abc", "abc!def"]) == "login *** refused"
+
+
+def test_databases_are_named_without_their_login():
+    make_url = sa.make_url
+    assert describe_database(make_url("sqlite:////srv/app.db")) == "SQLite database '/srv/app.db'"
+    assert describe_database(make_url("postgresql://u:pw@/shop")) == \
+        "postgresql database 'shop' on localhost"
+    # An unencoded '@' moved the rest of the password into the host: no host then.
+    broken = make_url("mysql+pymysql://u:Pw@secret@db:3306/shop")
+    assert unencoded_password(broken) and describe_database(broken) == "mysql database 'shop'"
+    assert not unencoded_password(make_url("mysql+pymysql://u:Pw%40secret@db:3306/shop"))
+    assert not unencoded_password(make_url("sqlite://"))
 
 
 def test_url_passwords_with_an_unencoded_at_are_removed_whole():
