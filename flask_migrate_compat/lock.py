@@ -88,8 +88,10 @@ class _ServerLock(_Lock):
             self._discard()
             raise
         # The server's own name for the database, so that two URLs reaching it
-        # differently (localhost / 127.0.0.1, another user) still share one lock.
-        self.key = f"{self.backend}:{database}:{schema or ''}.{version_table}"
+        # differently (localhost / 127.0.0.1, another user, SQLAlchemy's mysql:// or
+        # mariadb:// dialect) still share one lock.
+        server = "postgresql" if self.backend == "postgresql" else "mysql"
+        self.key = f"{server}:{database}:{schema or ''}.{version_table}"
         import hashlib  # here: SQLite runs never pay for loading OpenSSL
 
         digest = hashlib.sha256(self.key.encode("utf-8")).digest()
