@@ -80,6 +80,19 @@ def test_guard_waits_times_out_and_releases(make_database, kind):
     assert enters_at_once(engines)
 
 
+def test_guard_locks_every_database(make_database):
+    """A multidb command takes the lock of each of its databases: the second file's
+    lock held elsewhere keeps it waiting, and the line names that file."""
+    main, other = make_database("sqlite", "main"), make_database("sqlite", "other")
+    with guard({"": other.engine()}):
+        out = io.StringIO()
+        with pytest.raises(MigrateError) as caught:
+            with guard({"": main.engine(), "other": other.engine()}, timeout=0, stderr=out):
+                pytest.fail("entered while one of the databases was locked")
+        assert f"lock on the {described(other)}: " in str(caught.value)
+        assert enters_at_once({"": main.engine()})
+
+
 def test_in_memory_sqlite_takes_no_lock(tmp_path, monkeypatch):
     """A database only this process can see needs no lock, and gets no lock file."""
     monkeypatch.chdir(tmp_path)

@@ -51,8 +51,10 @@ def test_credentials_are_removed(password):
 
 def test_each_password_is_replaced_whole():
     assert redact("login refused: Tr1cky-pw", ["Tr1cky-pw"]) == "login refused: ***"
-    # A password that ends where a longer one goes on: the longer one is replaced.
+    # A password inside a longer one (after a character that ends a token): the
+    # longer one is replaced whole, whichever comes first in the alphabet.
     assert redact("login abc!def refused", ["abc", "abc!def"]) == "login *** refused"
+    assert redact("login a!abc refused", ["abc", "a!abc"]) == "login *** refused"
 
 
 def test_databases_are_named_without_their_login():
