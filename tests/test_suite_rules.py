@@ -33,7 +33,10 @@ def unbounded_waits(path: Path) -> list[str]:
             name, owner = node.func.attr, ast.unparse(node.func.value)
             keywords = {k.arg for k in node.keywords}
             blocking = (name in SUBPROCESS_RUNS and owner == "subprocess") or name in WAITS
-            if blocking and "timeout" not in keywords:
+            # wait(5) is bounded too (Popen.wait, Event.wait); communicate's first
+            # argument is its input.
+            bounded = "timeout" in keywords or (name == "wait" and node.args)
+            if blocking and not bounded:
                 found.append(f"{where} {ast.unparse(node)[:70]}")
             if name == "readline" and owner.endswith(("stdout", "stderr")):
                 found.append(f"{where} {ast.unparse(node)[:70]}")
@@ -63,9 +66,11 @@ def test_the_rule_sees_what_it_forbids(tmp_path):
         "subprocess.run(['x'], timeout=5)\n"
         "proc.communicate(timeout=5)\n"
         "proc.wait(timeout=5)\n"
+        "event.wait(5)\n"
+        "proc.communicate('input')\n"
     )
     lines = sorted(int(place.split()[0].split(":")[1]) for place in unbounded_waits(sample))
-    assert lines == [2, 3, 4, 5, 6, 7]
+    assert lines == [2, 3, 4, 5, 6, 7, 12]
 
 
 def test_nox_sessions_list_existing_files():
