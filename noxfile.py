@@ -21,11 +21,16 @@ import nox
 PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
 
 # test_manage_flow.py drives ``manage.py db ...`` end to end (owned by the lead); the
-# other two cover Flask-Script's own features and the .pth import hook.
+# next two cover Flask-Script's own features and the .pth import hook; the last three
+# the way off Flask-Script: the bridge to ``flask``, the converter, and their parity
+# with ``python manage.py``.
 TEST_FILES = [
     "tests/test_flask_script_shims.py",
     "tests/test_import_hook.py",
     "tests/test_manage_flow.py",
+    "tests/test_bridge.py",
+    "tests/test_convert.py",
+    "tests/test_manager_parity.py",
 ]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -66,7 +66,7 @@ setup(
     zip_safe=False,
     cmdclass={"build_py": build_py_with_pth, "develop": develop_with_pth},
     entry_points={
-        "console_scripts": ["flask-migrate-compat = flask_migrate_compat.runner:main"],
+        "console_scripts": ["flask-migrate-compat = flask_migrate_compat.__main__:main"],
     },
     python_requires=">=3.9",
     install_requires=[
@@ -79,13 +79,14 @@ setup(
     ],
     extras_require={
         "script": ["Flask-Script>=2.0.6"],
-        "postgresql": ["psycopg[binary]>=3.1"],
+        "postgresql": ["psycopg[binary]>=3.1", "alembic-postgresql-enum>=1.1"],
         "mysql": ["PyMySQL>=1.0"],
         "test": [
             "pytest>=7",
             "Flask-Script>=2.0.6",
             "Flask-Script-NG>=2.1",
             "psycopg[binary]>=3.1",
+            "alembic-postgresql-enum>=1.1",
             "PyMySQL>=1.0",
             "nox>=2024.3",
             "build>=1.0",  # tests/test_import_hook.py builds the wheel and the sdist

@@ -29,9 +29,12 @@ _LAZY = dict.fromkeys(_CORE_NAMES, "core")
 _LAZY.update(Migrate="extension", _MigrateConfig="extension", MigrateError="errors")
 _LAZY.update(dict.fromkeys(_SCRIPT_NAMES, "script"))
 _LAZY.update(Config="config", MigrateCommand="script", make_migrate_command="script")
+# db status and db doctor: functions returning dataclasses (modules named apart from
+# the functions, so that importing a module never shadows its function here).
+_LAZY.update(status="readiness", doctor="diagnosis")
 
 # Star-imports stay free of Flask-Script, which an application may not have installed.
-__all__ = [*_CORE_NAMES, "Config"]
+__all__ = [*_CORE_NAMES, "Config", "status", "doctor"]
 
 
 def __getattr__(name):

@@ -32,6 +32,12 @@ library and of Flask as it found it:
     replacement wraps the parser's public ``parse_known_args`` instead. Flask-Script-NG
     2.1 renamed the attribute.
 
+One addition is not a shim but the bridge to Flask's CLI (:mod:`flask_migrate_compat.bridge`):
+``Manager.add_command`` (which ``@manager.command`` and ``@manager.option`` call too)
+also registers the new command on ``app.cli`` of a ``Manager(app)``, and
+``Manager(..., flask_cli=False)`` turns that off for one manager. The bridge module is
+loaded when a command is first added.
+
 Entry points: :func:`pre_import` and :func:`post_import` bracket the execution of
 ``flask_script`` (the import hook in :mod:`flask_migrate_compat._import_hook` calls
 them), :func:`apply` does the whole job for code that imports Flask-Script itself.
@@ -225,6 +231,40 @@ def _patch_manager(module) -> None:
         _applied.add("Manager._patch_argparser")
 
 
+def _bridged_init(self, *args, flask_cli=True, **kwargs):
+    """``Manager.__init__`` plus ``flask_cli``: False keeps this manager's commands off
+    ``app.cli`` (see :mod:`flask_migrate_compat.bridge`)."""
+    self.flask_cli = flask_cli
+    _originals["Manager.__init__"](self, *args, **kwargs)
+
+
+def _bridged_add_command(self, *args, **kwargs):
+    """``Manager.add_command``, then the bridge registers the new entries on ``app.cli``."""
+    before = dict(self._commands)
+    _originals["Manager.add_command"](self, *args, **kwargs)
+    added = [name for name, entry in self._commands.items() if before.get(name) is not entry]
+    try:
+        from flask_migrate_compat import bridge
+
+        bridge.commands_added(self, added)
+    except Exception as exc:  # noqa: BLE001 - the bridge must never break manage.py
+        import warnings
+
+        warnings.warn(f"flask-migrate-compat: {', '.join(added)} not added to the flask "
+                      f"command: {type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=2)
+
+
+def _install_bridge(module) -> None:
+    manager = getattr(module, "Manager", None)
+    if manager is None or manager.__dict__.get("add_command") is _bridged_add_command:
+        return
+    _originals["Manager.__init__"] = manager.__init__
+    _originals["Manager.add_command"] = manager.add_command
+    manager.__init__ = _bridged_init
+    manager.add_command = _bridged_add_command
+    _applied.add("bridge")
+
+
 def post_import(module=None) -> None:
     """Remove the stand-ins of :func:`pre_import` and patch the imported Flask-Script.
 
@@ -238,6 +278,7 @@ def post_import(module=None) -> None:
     _remove_stand_ins()
     if module is None:
         return
+    _install_bridge(module)  # independent of the patches below
     _patch_commands(module)
     _patch_manager(module)
     # A manage.py that imports Flask-Script first, then builds its application:
@@ -274,6 +315,6 @@ def applied() -> frozenset:
 
     Returns:
         frozenset of str: among ``flask._compat``, ``flask._request_ctx_stack``,
-        ``inspect.getargspec`` and ``Manager._patch_argparser``.
+        ``inspect.getargspec``, ``Manager._patch_argparser`` and ``bridge``.
     """
     return frozenset(_applied)

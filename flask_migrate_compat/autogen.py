@@ -1,11 +1,55 @@
-"""Autogenerate fixes that the ``env.py`` templates apply to every new revision.
+"""Autogenerate fixes: the PostgreSQL ENUM handling of every new revision.
 
-They live in the package rather than in the templates so that the single-database and
-the multidb ``env.py`` share one implementation.
+:func:`drop_created_enum_types` is applied by the ``env.py`` templates (it lives in
+the package so that the single-database and the multidb ``env.py`` share it);
+:func:`enable_enum_value_detection` is called by the core before any env.py runs, so
+it serves committed env.py files of every Flask-Migrate generation too.
 """
 from __future__ import annotations
 
+import logging
 import typing as t
+
+#: The application setting that turns :func:`enable_enum_value_detection` off.
+ENUM_SETTING = "MIGRATE_POSTGRESQL_ENUM"
+
+
+def enable_enum_value_detection(settings: t.Mapping[str, t.Any],
+                                dialect_names: t.Iterable[str]) -> bool | None:
+    """Make autogenerate detect values added to or removed from PostgreSQL ENUM types.
+
+    Alembic compares ENUM columns by type only, so a value added to a model's ENUM is
+    missing in the database until the first ``INSERT`` of it fails. The maintained
+    library ``alembic-postgresql-enum`` (in the ``postgresql`` extra) adds that
+    detection to autogenerate when it is imported; this imports it when one of the
+    application's databases is PostgreSQL, unless the ``MIGRATE_POSTGRESQL_ENUM =
+    False`` setting says not to. The import registers it for the whole process.
+
+    :param settings: the application's config.
+    :param dialect_names: the dialect names of the application's databases.
+    :returns: ``True`` when the detection is on, ``False`` when the library is not
+        installed, ``None`` when there is no PostgreSQL database or the setting
+        turned it off.
+    """
+    if "postgresql" not in set(dialect_names) or not settings.get(ENUM_SETTING, True):
+        return None
+    try:
+        import alembic_postgresql_enum  # noqa: F401 - registers its comparator
+    except ImportError:
+        return False
+    # It logs a warning for each non-PostgreSQL database a multidb env.py compares.
+    for name in ("compare_dispatch", "operations.add_enum_values"):
+        logger = logging.getLogger(f"alembic.alembic_postgresql_enum.{name}")
+        if not any(isinstance(f, _OtherDialectNotice) for f in logger.filters):
+            logger.addFilter(_OtherDialectNotice())
+    return True
+
+
+class _OtherDialectNotice(logging.Filter):
+    """Drops alembic-postgresql-enum's "only supports postgresql" notice."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "only supports postgresql" not in record.getMessage()
 
 
 def drop_created_enum_types(dialect: t.Any, upgrade_ops: t.Any, downgrade_ops: t.Any,
@@ -17,7 +61,8 @@ def drop_created_enum_types(dialect: t.Any, upgrade_ops: t.Any, downgrade_ops: t
     open Alembic limitation), so an upgrade after a downgrade fails with "type ...
     already exists". This appends ``DROP TYPE IF EXISTS`` for each native ENUM created
     by a ``create_table`` of the upgrade, except types that tables outside this
-    revision still use. Other dialects are left alone.
+    revision still use, and types the downgrade drops already (alembic-postgresql-enum
+    writes its own ``drop()``). Other dialects are left alone.
 
     :param dialect: the SQLAlchemy dialect of the database compared.
     :param upgrade_ops: the revision's :class:`alembic.operations.ops.UpgradeOps`.
@@ -46,6 +91,11 @@ def drop_created_enum_types(dialect: t.Any, upgrade_ops: t.Any, downgrade_ops: t
         for column in table.columns:
             if isinstance(column.type, sa.Enum):
                 created.pop((column.type.schema or table.schema, column.type.name), None)
+    default_schema = getattr(dialect, "default_schema_name", None)
+    for op_ in downgrade_ops.ops:
+        if type(op_).__name__ == "DropEnumOp":  # alembic-postgresql-enum's
+            schema = getattr(op_, "schema", None)
+            created.pop((None if schema == default_schema else schema, op_.name), None)
     preparer = dialect.identifier_preparer
     for schema, name in created:
         quoted = preparer.quote(name)

@@ -19,13 +19,14 @@ import sys
 import typing as t
 
 from . import legacy
-from .errors import TRACEBACK_ENV, MigrateError, redact
+from .errors import TRACEBACK_ENV, MigrateError, redact, unknown_revision_message
 from .errors import error_message as _error_message
 from .lock import command_guard
 from .state import error_context, get_state
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from .config import Config
+    from .review import Ask, Review
 
 __all__ = [
     "TRACEBACK_ENV", "MigrateError", "alembic_version", "catch_errors",
@@ -78,6 +79,7 @@ def _script_config(
 def _version_table_command(
     directory: _PathLike | None, x_arg: _XArgs, revision: str, sql: bool,
     no_lock: bool, lock_timeout: float | None, use_new_sqlite_path: bool,
+    command: str = "",
 ) -> t.Iterator[Config]:
     """What ``upgrade``, ``downgrade`` and ``stamp`` (the commands that write the
     version table) do around the Alembic call, which runs inside the block.
@@ -85,7 +87,8 @@ def _version_table_command(
     In order: the relative SQLite path check (:func:`.legacy.check_sqlite_paths`,
     online only), the script directory's config, the target revision check
     (:func:`_check_target`), then the migration lock (:func:`.lock.command_guard`) of
-    the databases env.py migrates, held for the whole block. An exception leaving the
+    the databases env.py migrates, held for the whole block (``command`` names the
+    holder to processes that wait for it). An exception leaving the
     block carries ``fmc_autocommit_revisions``: the revisions whose
     ``autocommit_block()`` ran (committed whatever happens after).
 
@@ -96,7 +99,7 @@ def _version_table_command(
     config = _script_config(directory, x_arg)
     _check_target(config, revision)
     with command_guard(sql=sql, no_lock=no_lock, lock_timeout=lock_timeout,
-                       binds=_migrated_binds(config)), \
+                       binds=_migrated_binds(config), command=command), \
             _autocommit_tracker() as committed:
         try:
             yield config
@@ -160,7 +163,8 @@ class _AlembicCommands:
         function = getattr(command, name)
 
         def call(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            with _explained_revision_errors():
+            given = [a for a in (*args, *kwargs.values()) if isinstance(a, str)]
+            with _explained_revision_errors(given):
                 return function(*args, **kwargs)
 
         return call
@@ -182,7 +186,7 @@ def _check_target(config: Config, revision: str) -> None:
     """
     if ":" in revision or re.search(r"[+-]\d+$", revision):
         return
-    with _explained_revision_errors():
+    with _explained_revision_errors([revision]):
         _loaded_script(config).get_revisions(revision)
 
 
@@ -266,11 +270,15 @@ def _revision_files_problem(script: t.Any) -> str | None:
 
 
 @contextlib.contextmanager
-def _explained_revision_errors() -> t.Iterator[None]:
+def _explained_revision_errors(given: t.Sequence[str] = ()) -> t.Iterator[None]:
     """Reword Alembic's "Can't locate revision identified by 'x'" where we can say
-    more: ``x`` is the start of several revision ids, or too short to match one.
+    more: ``x`` is the start of several revision ids, or too short to match one, or
+    (when the user did not type it) a database's version table holds it and the
+    folder does not (:func:`.errors.unknown_revision_message`).
 
-    :raises MigrateError: with the revisions an ambiguous prefix matches.
+    :param given: the text the user gave the command (its revision arguments).
+    :raises MigrateError: with the revisions an ambiguous prefix matches, or naming
+        the database whose version table holds the unknown revision.
     """
     from alembic.script.revision import ResolutionError
     from alembic.util import CommandError
@@ -299,7 +307,23 @@ def _explained_revision_errors() -> t.Iterator[None]:
                 f"revision {argument!r} is too short: a partial revision id needs at "
                 f"least 4 characters (it is the start of {listed})"
             ) from None
+        if not matches and not any(argument in text for text in given):
+            explained = _unknown_database_revision(_loaded_scripts[0][0], script, argument)
+            if explained is not None:
+                raise MigrateError(explained) from None
         raise
+
+
+def _unknown_database_revision(config: Config, script: t.Any, revision: str) -> str | None:
+    """The line for ``revision`` held by a database's version table but defined by no
+    revision file; ``None`` when no version table holds it (read to make sure)."""
+    from .version_table import holding, version_tables
+
+    found = holding(revision, version_tables(_migrated_binds(config)))
+    if not found:
+        return None
+    heads = [(head.revision, head.doc) for head in script.get_revisions(script.get_heads())]
+    return unknown_revision_message(revision, found[0].database, script.dir, heads)
 
 
 def _reuse_script_directory(script_directory_class: t.Any) -> None:
@@ -448,30 +472,71 @@ def revision(
     version_path: str | None = None,
     rev_id: str | None = None,
     x_arg: _XArgs = None,
+    *,
+    strict: bool = False,
+    ask: Ask | None = None,
 ) -> t.Any:
     """Create a new revision script (``alembic revision``).
 
     :param autogenerate: fill it with the differences between the models and the
-        database; with no difference nothing is written.
+        database; with no difference nothing is written. The operations generated are
+        reviewed (:mod:`.review`): each finding is emitted as a
+        :class:`.review.ReviewWarning` and written as a comment above its operation.
     :param sql: offline mode (only meaningful with a custom env.py).
     :param head: the head (or ``<branch>@head``) the new revision follows.
     :param splice: allow a non-head revision as ``head``.
     :param branch_label: a branch label for the new revision.
     :param version_path: one of the configured version locations to write into.
     :param rev_id: use this revision id instead of a generated one.
+    :param strict: with autogenerate, write no file when the review has findings
+        (also on with the ``MIGRATE_STRICT = True`` setting).
+    :param ask: with autogenerate, ``ask(question)`` asks about probable renames and
+        missing server defaults (see :class:`.review.Question`) and the answers are
+        written into the operations; ``None`` (the default) only warns.
     :returns: the new :class:`alembic.script.Script` (or a list, for several), or
         ``None`` when autogenerate found nothing.
     :raises alembic.util.CommandError: for example when the database is not at head.
+    :raises .review.ReviewFailed: strict mode and findings (a :class:`MigrateError`);
+        no file was written.
     """
     config = _script_config(directory, x_arg, ["autogenerate"] if autogenerate else None)
+    review = _review(config, strict, ask) if autogenerate else None
     with _new_revision_file(config, rev_id) as written:
         result = written(_alembic().revision(
             config, _docstring_safe(message), autogenerate=autogenerate, sql=sql,
             head=head, splice=splice, branch_label=branch_label,
-            version_path=version_path, rev_id=rev_id,
+            version_path=version_path, rev_id=rev_id, process_revision_directives=review,
         ))
     # Alembic returns an empty list when env.py dropped the empty script.
-    return None if isinstance(result, list) and not result else result
+    result = None if isinstance(result, list) and not result else result
+    if review is not None and result is None:
+        review.check_writable()  # strict: findings, though env.py wrote nothing
+    return result
+
+
+def _review(config: Config, strict: bool, ask: Ask | None) -> Review:
+    """The review of an autogenerate run (:class:`.review.Review`), with what it
+    needs to know: strict mode, the ``# reviewed`` comments of the revision files, and
+    whether PostgreSQL ENUM value changes can be detected
+    (:func:`.autogen.enable_enum_value_detection`, done here so that it also applies
+    to old env.py files)."""
+    from flask import current_app
+
+    from .autogen import enable_enum_value_detection
+    from .review import Review, reviewed_headlines
+    from .state import app_engines
+
+    try:
+        dialects = [e.dialect.name for e in app_engines(current_app, get_state().db).values()]
+    except Exception:  # noqa: BLE001 - no usable engine: env.py will say what is wrong
+        dialects = []
+    script = _loaded_script(config)
+    return Review(
+        ask=ask,
+        strict=strict or bool(current_app.config.get("MIGRATE_STRICT", False)),
+        reviewed=reviewed_headlines(found.path for found in script.walk_revisions()),
+        enum_detection=enable_enum_value_detection(current_app.config, dialects),
+    )
 
 
 def migrate(
@@ -484,12 +549,16 @@ def migrate(
     version_path: str | None = None,
     rev_id: str | None = None,
     x_arg: _XArgs = None,
+    *,
+    strict: bool = False,
+    ask: Ask | None = None,
 ) -> t.Any:
     """Autogenerate a new revision script: :func:`revision` with ``autogenerate=True``
-    (``alembic revision --autogenerate``). Arguments as for :func:`revision`."""
+    (``alembic revision --autogenerate``), reviewed. Arguments as for
+    :func:`revision`."""
     return revision(
         directory, message, True, sql, head, splice, branch_label, version_path, rev_id,
-        x_arg,
+        x_arg, strict=strict, ask=ask,
     )
 
 
@@ -532,6 +601,7 @@ def upgrade(
     no_lock: bool = False,
     lock_timeout: float | None = None,
     use_new_sqlite_path: bool = False,
+    quiet: bool = False,
 ) -> None:
     """Upgrade the database to ``revision`` (``alembic upgrade``).
 
@@ -545,6 +615,9 @@ def upgrade(
     :param use_new_sqlite_path: skip the relative SQLite path check
         (:func:`.legacy.check_sqlite_paths`) and migrate the file Flask-SQLAlchemy 3
         resolves.
+    :param quiet: do not print each revision's time and the summary on stderr
+        (:mod:`.timing`; printed only in online mode, where env.py passes
+        ``configure_args`` to ``context.configure``).
     :raises alembic.util.CommandError: unknown revision, or several heads with ``head``.
     :raises MigrateError: lock timeout, the SQLite path check, or the database
         unreachable for the lock.
@@ -552,8 +625,25 @@ def upgrade(
         names it, and says when the database may hold part of it).
     """
     with _version_table_command(directory, x_arg, revision, sql, no_lock, lock_timeout,
-                                use_new_sqlite_path) as config:
+                                use_new_sqlite_path, "upgrade") as config, \
+            _timed(sql, quiet):
         _alembic().upgrade(config, revision, sql=sql, tag=tag)
+
+
+@contextlib.contextmanager
+def _timed(sql: bool, quiet: bool) -> t.Iterator[None]:
+    """Time each revision of an online ``upgrade``/``downgrade`` (:mod:`.timing`) and
+    print the summary on stderr once the command succeeded."""
+    if sql:
+        yield
+        return
+    from .timing import summary, timed_revisions
+
+    with timed_revisions(get_state().configure_args, quiet=quiet) as timings:
+        yield
+    line = summary(timings)
+    if line is not None and not quiet:
+        print(line, file=sys.stderr, flush=True)
 
 
 def downgrade(
@@ -565,6 +655,7 @@ def downgrade(
     no_lock: bool = False,
     lock_timeout: float | None = None,
     use_new_sqlite_path: bool = False,
+    quiet: bool = False,
 ) -> None:
     """Downgrade the database to ``revision`` (``alembic downgrade``).
 
@@ -578,12 +669,14 @@ def downgrade(
     :param use_new_sqlite_path: skip the relative SQLite path check
         (:func:`.legacy.check_sqlite_paths`) and migrate the file Flask-SQLAlchemy 3
         resolves.
+    :param quiet: as for :func:`upgrade`.
     :raises MigrateError: as for :func:`upgrade`.
     """
     if sql and revision == "-1":
         revision = "head:-1"
     with _version_table_command(directory, x_arg, revision, sql, no_lock, lock_timeout,
-                                use_new_sqlite_path) as config:
+                                use_new_sqlite_path, "downgrade") as config, \
+            _timed(sql, quiet):
         _alembic().downgrade(config, revision, sql=sql, tag=tag)
 
 
@@ -615,15 +708,18 @@ def heads(
     directory: _PathLike | None = None,
     verbose: bool = False,
     resolve_dependencies: bool = False,
-) -> None:
+) -> list[str]:
     """Print the heads of the script directory (``alembic heads``).
 
     :param resolve_dependencies: treat ``depends_on`` revisions as down revisions.
+    :returns: the head revision ids, in the order printed.
     """
-    _alembic().heads(
-        _script_config(directory), verbose=verbose,
-        resolve_dependencies=resolve_dependencies,
-    )
+    config = _script_config(directory)
+    script = _loaded_script(config)
+    _alembic().heads(config, verbose=verbose, resolve_dependencies=resolve_dependencies)
+    # What alembic.command.heads prints, in its order.
+    found = script.get_revisions("heads" if resolve_dependencies else script.get_heads())
+    return [rev.revision for rev in found]
 
 
 def branches(directory: _PathLike | None = None, verbose: bool = False) -> None:
@@ -633,9 +729,29 @@ def branches(directory: _PathLike | None = None, verbose: bool = False) -> None:
 
 def current(
     directory: _PathLike | None = None, verbose: bool = False, x_arg: _XArgs = None
-) -> None:
-    """Print the database's current revision, per database (``alembic current``)."""
-    _alembic().current(_script_config(directory, x_arg), verbose=verbose)
+) -> list[str]:
+    """Print the database's current revision, per database (``alembic current``).
+
+    :returns: the revision ids printed, in order (for a multidb env.py, each
+        database's in turn).
+    """
+    config = _script_config(directory, x_arg)
+    script = _loaded_script(config)
+    printed: list[str] = []
+    get_all_current = script.get_all_current
+
+    def recording(id_: t.Any) -> t.Any:
+        # alembic.command.current prints exactly the set this returns, in its order.
+        found = get_all_current(id_)
+        printed.extend(rev.revision for rev in found)
+        return found
+
+    script.get_all_current = recording
+    try:
+        _alembic().current(config, verbose=verbose)
+    finally:
+        del script.get_all_current
+    return printed
 
 
 def stamp(
@@ -664,17 +780,59 @@ def stamp(
         unreachable for the lock.
     """
     with _version_table_command(directory, x_arg, revision, sql, no_lock, lock_timeout,
-                                use_new_sqlite_path) as config:
+                                use_new_sqlite_path, "stamp") as config:
         _alembic().stamp(config, revision, sql=sql, tag=tag, purge=purge)
 
 
 def check(directory: _PathLike | None = None, x_arg: _XArgs = None) -> None:
     """Fail when autogenerate would write a new revision (``alembic check``).
 
+    The operations autogenerate would write are reviewed as by :func:`migrate`: each
+    finding is emitted as a :class:`.review.ReviewWarning`.
+
     :raises alembic.util.AutogenerateDiffsDetected: the models and the database differ
         (a :class:`~alembic.util.CommandError`).
     """
-    _alembic().check(_script_config(directory, x_arg))
+    config = _script_config(directory, x_arg)
+    review = _review(config, strict=False, ask=None)
+    with _explained_revision_errors():
+        _check(config, review)
+
+
+def _check(config: Config, review: Review) -> None:
+    """``alembic.command.check`` with a ``process_revision_directives`` hook, which
+    that command does not take (Alembic 1.20): the same autogenerate comparison
+    through Alembic's :class:`~alembic.autogenerate.RevisionContext`, no file
+    written."""
+    from alembic.autogenerate import RevisionContext
+    from alembic.runtime.environment import EnvironmentContext
+    from alembic.script import ScriptDirectory
+    from alembic.util import AutogenerateDiffsDetected
+
+    script = ScriptDirectory.from_config(config)
+    context = RevisionContext(
+        config, script,
+        dict(message=None, autogenerate=True, sql=False, head="head", splice=False,
+             branch_label=None, version_path=None, rev_id=None, depends_on=None),
+        process_revision_directives=review,
+    )
+
+    def compare(rev: t.Any, migration_context: t.Any) -> list:
+        context.run_autogenerate(rev, migration_context)
+        return []
+
+    with EnvironmentContext(config, script, fn=compare, as_sql=False,
+                            template_args=context.template_args, revision_context=context):
+        script.run_env()
+    diffs = [diff for generated in context.generated_revisions
+             for ops in generated.upgrade_ops_list for diff in ops.as_diffs()]
+    if diffs:
+        message = f"New upgrade operations detected: {diffs}"
+        try:
+            raise AutogenerateDiffsDetected(message, revision_context=context, diffs=diffs)
+        except TypeError:  # Alembic < 1.13: the message only
+            raise AutogenerateDiffsDetected(message) from None
+    config.print_stdout("No new upgrade operations detected.")
 
 
 # -- errors -----------------------------------------------------------------------

@@ -72,6 +72,22 @@ def describe_database(url: t.Any) -> str:
     return f"{url.get_backend_name()} database {url.database!r} on {host}"
 
 
+def sqlite_folder_missing_message(path: str) -> str:
+    """The error for a SQLite database whose folder does not exist (SQLite creates a
+    missing database file, never a missing folder).
+
+    :param path: the database file's absolute path.
+    :returns: one line, worded like the driver's own "unable to open database file".
+    """
+    import os
+
+    folder = os.path.dirname(path)
+    return (
+        f"cannot connect to the SQLite database {path!r}: unable to open database "
+        f"file (folder {folder!r} does not exist)"
+    )
+
+
 def unencoded_password(url: t.Any) -> bool:
     """Whether a URL's password held an ``@`` that was not percent-encoded.
 
@@ -95,6 +111,44 @@ def percent_encoding_message(setting: str) -> str:
         f"the password in {setting} holds a character that must be percent-encoded "
         "in a URL: write '@' as %40 (and '/' as %2F, '#' as %23, '?' as %3F, "
         "':' as %3A), for example with urllib.parse.quote_plus(password)"
+    )
+
+
+def list_revisions(revisions: t.Iterable[tuple[str, str | None]]) -> str:
+    """``ab12cd ('add users'), ef34gh ('add posts')``: revisions named with their
+    message.
+
+    :param revisions: ``(revision id, message or None)`` pairs.
+    """
+    return ", ".join(
+        f"{revision} ({message!r})" if message else revision for revision, message in revisions
+    )
+
+
+def unknown_revision_message(revision: str, database: str, directory: str,
+                             heads: t.Sequence[tuple[str, str | None]]) -> str:
+    """The line for a version table that names a revision the script directory lacks
+    (Alembic's "Can't locate revision identified by ...", said in full).
+
+    :param revision: the revision id the version table holds.
+    :param database: the database, as :func:`describe_database` names it.
+    :param directory: the script directory.
+    :param heads: the folder's heads, ``(revision id, message)``.
+    :returns: one line: what is wrong, the likely cause and the fixes.
+    """
+    if not heads:
+        folder_heads = "the folder has no revision"
+    elif len(heads) == 1:
+        folder_heads = f"the folder's head is {list_revisions(heads)}"
+    else:
+        folder_heads = f"the folder's heads are {list_revisions(heads)}"
+    return (
+        f"the version table of the {database} names revision {revision!r}, which no "
+        f"file in {directory!r} defines ({folder_heads}): its revision file was "
+        "probably deleted or renamed, or the database was migrated from another "
+        "branch or checkout; restore that file ('db doctor' looks for it in git), or "
+        "when the schema matches the models ('db doctor' checks) run "
+        "'db stamp --purge head'"
     )
 
 

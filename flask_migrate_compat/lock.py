@@ -15,8 +15,11 @@ The lock is taken on a connection of its own, kept apart from the one env.py mig
 on and held in autocommit mode so that it never holds a snapshot or a table lock. Its
 key is the database the server reports (or the SQLite file) plus the version table and
 its schema, so two applications on one server, or one database with two version
-tables, do not block each other. A process that has to wait says so on stderr, polls,
-and then runs its command: usually it finds the database at head and does nothing.
+tables, do not block each other. A process that has to wait says so on stderr, naming
+the holder (:class:`LockHolder`: a PostgreSQL lock session names itself through
+``application_name``; MySQL/MariaDB show the holding connection; a SQLite holder
+writes a ``.holder`` file beside the lock file), polls, and then runs its command:
+usually it finds the database at head and does nothing.
 
 The lock is released on every way out of the command: a normal return, an exception,
 Ctrl-C (``KeyboardInterrupt``) and SIGTERM, which :func:`guard` turns into
@@ -26,6 +29,8 @@ crash), the server drops the lock with the session and the OS drops the file loc
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import datetime
 import os
 import signal
 import sys
@@ -33,16 +38,268 @@ import threading
 import time
 import typing as t
 
-from .errors import MigrateError, Terminated, describe_database
+from .errors import (
+    MigrateError, Terminated, describe_database, redact, sqlite_folder_missing_message,
+)
 from .state import app_engines, get_state
 
-__all__ = ["POLL_INTERVAL", "Terminated", "app_engines", "command_guard", "guard"]
+__all__ = [
+    "POLL_INTERVAL", "LockHolder", "Terminated", "app_engines", "command_guard",
+    "current_holder", "guard",
+]
 
 #: Seconds between two attempts to take a lock held by another process.
 POLL_INTERVAL = 0.1
 
 #: Longest lock name MySQL accepts in ``GET_LOCK`` (5.7 and later, MariaDB).
 _MYSQL_LOCK_NAME_MAX = 64
+
+
+#: Suffix of the file beside a SQLite lock file in which its holder describes itself.
+HOLDER_SUFFIX = ".holder"
+
+_CURRENT_DATABASE = {
+    "postgresql": "SELECT current_database()",
+    "mysql": "SELECT DATABASE()",
+    "mariadb": "SELECT DATABASE()",
+}
+
+
+# -- who holds a lock ------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class LockHolder:
+    """The process holding a migration lock, as far as the database tells.
+
+    Built only from parts that cannot hold a password: the name the holding session
+    gave itself (``application_name`` on PostgreSQL, ours is ``flask-migrate-compat db
+    <command> <host>:<pid>``), the server's process or connection id, the client's
+    address and the time the lock was taken.
+
+    :ivar name: what the holder calls itself, or ``None`` when unknown.
+    :ivar pid: the server process id of the holding session (PostgreSQL), or the
+        holder's own process id (SQLite).
+    :ivar client: the client address (``host`` or ``host:port``), or ``None``.
+    :ivar since: when it took the lock (local time), or ``None``.
+    :ivar connection_id: the holding connection's id (MySQL/MariaDB, which show no
+        name: their connection attributes need the performance schema).
+    """
+
+    name: str | None = None
+    pid: int | None = None
+    client: str | None = None
+    since: datetime.datetime | None = None
+    connection_id: int | None = None
+
+    def describe(self) -> str:
+        """One line: ``<name> (pid 567 on 127.0.0.1, since 12:01:02)``, or on
+        MySQL/MariaDB ``connection 42 from 127.0.0.1:50522 (since 12:01:02)``."""
+        parts = []
+        if self.pid is not None:
+            where = f" on {self.client}" if self.client else ""
+            parts.append(f"pid {self.pid}{where}")
+        if self.since is not None:
+            parts.append(f"since {self.since.strftime('%H:%M:%S')}")
+        if self.name:
+            name = self.name
+        elif self.connection_id is not None:
+            name = f"connection {self.connection_id}"
+            if self.client:
+                name += f" from {self.client}"
+        else:
+            name = "another process"
+        return f"{name} ({', '.join(parts)})" if parts else name
+
+    def as_dict(self) -> dict[str, t.Any]:
+        """The holder as JSON-ready values (``since`` in ISO 8601)."""
+        return {
+            "name": self.name, "pid": self.pid, "connection_id": self.connection_id,
+            "client": self.client,
+            "since": self.since.isoformat(timespec="seconds") if self.since else None,
+            "description": self.describe(),
+        }
+
+
+def holder_name(command: str) -> str:
+    """What a process holding the lock calls itself:
+    ``flask-migrate-compat db <command> <host>:<pid>`` (at most 63 characters,
+    PostgreSQL's limit for ``application_name``).
+
+    :param command: the command taking the lock (``upgrade``...).
+    """
+    import socket
+
+    text = f"flask-migrate-compat db {command} {socket.gethostname()}:{os.getpid()}"
+    return text if len(text) <= 63 else text[:63]
+
+
+def server_lock_ids(backend: str, database: str, version_table: str,
+                    schema: str | None) -> tuple[str, int, str]:
+    """The identity of a server lock: ``(key, PostgreSQL key, MySQL lock name)``.
+
+    :param backend: ``postgresql``, ``mysql`` or ``mariadb``.
+    :param database: the server's own name for the database (``current_database()``
+        / ``DATABASE()``), so that two URLs reaching it differently (localhost /
+        127.0.0.1, another user, SQLAlchemy's mysql:// or mariadb:// dialect) still
+        share one lock.
+    :param version_table: the version table's name.
+    :param schema: its schema, or ``None``.
+    """
+    server = "postgresql" if backend == "postgresql" else "mysql"
+    key = f"{server}:{database}:{schema or ''}.{version_table}"
+    import hashlib  # here: SQLite runs never pay for loading OpenSSL
+
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    # PostgreSQL takes a signed 64-bit key; MySQL a name of up to 64 characters.
+    pg_key = int.from_bytes(digest[:8], "big", signed=True)
+    return key, pg_key, ("flask_migrate:" + digest.hex())[:_MYSQL_LOCK_NAME_MAX]
+
+
+#: Every granted bigint advisory lock of the current database, with its session, and
+#: the database's name (one row with NULL lock columns when there is none). A bigint
+#: key shows in pg_locks as classid (high 32 bits), objid (low 32 bits), objsubid 1.
+_PG_ADVISORY_LOCKS = (
+    "SELECT current_database(), l.classid::bigint, l.objid::bigint, l.pid, "
+    "host(a.client_addr), a.application_name, a.query, a.state_change, a.backend_start "
+    "FROM (SELECT 1) AS one LEFT JOIN pg_locks l ON l.locktype = 'advisory' "
+    "AND l.granted AND l.objsubid = 1 AND l.database = "
+    "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
+)
+
+
+def _pg_holder(connection: t.Any, version_table: str, schema: str | None) -> LockHolder | None:
+    """Who holds a PostgreSQL migration lock, in one round trip (:data:`_PG_ADVISORY_LOCKS`).
+    The lock connection runs nothing after ``pg_try_advisory_lock``, so its
+    ``state_change`` is when it got the lock."""
+    import sqlalchemy as sa
+
+    rows = connection.execute(sa.text(_PG_ADVISORY_LOCKS)).all()
+    if not rows:
+        return None
+    _key, pg_key, _name = server_lock_ids("postgresql", rows[0][0], version_table, schema)
+    wanted = ((pg_key >> 32) & 0xFFFFFFFF, pg_key & 0xFFFFFFFF)
+    for _db, high, low, pid, client, name, query, state_change, backend_start in rows:
+        if (high, low) != wanted:
+            continue
+        since = state_change if query and "pg_try_advisory_lock" in query else backend_start
+        return LockHolder(
+            name=redact(name) if name else None, pid=pid,
+            # NULL client_addr: a Unix socket; NULL query too: not ours to see.
+            client=client or ("local socket" if query is not None else None),
+            since=since.astimezone() if since is not None else None,
+        )
+    return None
+
+
+def _mysql_holder(connection: t.Any, mysql_name: str) -> LockHolder | None:
+    """Who holds a MySQL/MariaDB named lock: ``IS_USED_LOCK`` and the process list."""
+    import sqlalchemy as sa
+
+    holder_id = connection.execute(sa.text("SELECT IS_USED_LOCK(:n)"),
+                                   {"n": mysql_name}).scalar()
+    if holder_id is None:
+        return None
+    # TIME: seconds in the current state; the lock connection sleeps after GET_LOCK.
+    row = connection.execute(sa.text(
+        "SELECT HOST, TIME, COMMAND FROM information_schema.PROCESSLIST WHERE ID = :i"
+    ), {"i": holder_id}).first()
+    since = None
+    client = None
+    if row is not None:
+        client = row[0]
+        if row[2] == "Sleep" and row[1] is not None:
+            since = datetime.datetime.now().astimezone() - datetime.timedelta(seconds=row[1])
+    return LockHolder(connection_id=int(holder_id), client=client, since=since)
+
+
+def _write_holder_file(lock_path: str, name: str) -> None:
+    """Beside a SQLite lock file just taken, say who holds it (a JSON object with
+    the holder's name, pid, host and start time). Not in the lock file itself:
+    filelock before 3.12 truncated it at every attempt to take the lock."""
+    import json
+    import socket
+
+    record = {"name": name, "pid": os.getpid(), "host": socket.gethostname(),
+              "since": time.time()}
+    with contextlib.suppress(OSError):
+        with open(lock_path + HOLDER_SUFFIX, "w", encoding="utf-8") as f:
+            json.dump(record, f)
+
+
+def sqlite_lock_holder(lock_path: str) -> LockHolder | None:
+    """Who holds a SQLite database's lock, from the file its holder wrote.
+
+    :param lock_path: the lock file (:func:`sqlite_lock_path`).
+    :returns: ``None`` when no live holder is recorded: no file, or one left by a
+        process of this host that no longer runs (killed while holding the lock).
+    """
+    import json
+    import socket
+
+    try:
+        with open(lock_path + HOLDER_SUFFIX, encoding="utf-8") as f:
+            record = json.load(f)
+        pid = int(record["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if record.get("host") == socket.gethostname():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except OSError:
+            pass  # alive, but another user's
+    since = record.get("since")
+    return LockHolder(
+        name=str(record.get("name") or "") or None, pid=pid,
+        client=str(record.get("host")) if record.get("host") else None,
+        since=(datetime.datetime.fromtimestamp(float(since)).astimezone()
+               if isinstance(since, (int, float)) else None),
+    )
+
+
+def current_holder(connection: t.Any, version_table: str = "alembic_version",
+                   schema: str | None = None) -> LockHolder | None:
+    """Who holds the migration lock of the database ``connection`` is on, without
+    taking or waiting for it (``db status``, ``db doctor``).
+
+    :param connection: a SQLAlchemy connection to that database (a SQLite
+        database's lock is found from its path; nothing is asked of the connection).
+    :param version_table: the version table's name (part of the lock key).
+    :param schema: the version table's schema, or ``None``.
+    :returns: the holder, or ``None`` when nobody holds it or the server does not
+        show it.
+    """
+    url = connection.engine.url
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        path = sqlite_file(url)
+        if path is None:
+            return None
+        name = f"{schema}.{version_table}" if schema else version_table
+        return sqlite_lock_holder(sqlite_lock_path(os.path.realpath(path), name))
+    if backend not in _CURRENT_DATABASE:
+        return None
+    import sqlalchemy as sa
+
+    try:
+        if backend == "postgresql":
+            return _pg_holder(connection, version_table, schema)
+        database = connection.execute(sa.text(_CURRENT_DATABASE[backend])).scalar()
+        _key, _pg_key, mysql_name = server_lock_ids(backend, database, version_table, schema)
+        return _mysql_holder(connection, mysql_name)
+    except sa.exc.DBAPIError:
+        return None
+
+
+def sqlite_file(url: t.Any) -> str | None:
+    """The file of a SQLite URL, or ``None`` for an in-memory database."""
+    path = url.database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return path
 
 
 # -- lock backends ---------------------------------------------------------------------
@@ -60,16 +317,21 @@ class _Lock:
     def release(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def holder(self) -> LockHolder | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
 
 class _ServerLock(_Lock):
     """PostgreSQL advisory lock or MySQL/MariaDB named lock on a dedicated connection."""
 
-    def __init__(self, engine: t.Any, version_table: str, schema: str | None) -> None:
+    def __init__(self, engine: t.Any, version_table: str, schema: str | None,
+                 holder_name: str = "") -> None:
         import sqlalchemy as sa
 
         self._sa = sa
         self.backend = engine.url.get_backend_name()
         self.label = f"the {describe_database(engine.url)}"
+        self._named = False
         try:
             connection = engine.connect()
         except sa.exc.DBAPIError as exc:
@@ -80,27 +342,35 @@ class _ServerLock(_Lock):
         # would hold a snapshot (PostgreSQL's CREATE INDEX CONCURRENTLY waits for it).
         self.connection = connection.execution_options(isolation_level="AUTOCOMMIT")
         try:
-            if self.backend == "postgresql":
-                database = self._scalar("SELECT current_database()")
+            if self.backend == "postgresql" and holder_name:
+                # The session names itself (pg_stat_activity.application_name), so
+                # that a waiting process can say who holds the lock; one round trip
+                # with the query the lock needs anyway. Reset on release: the
+                # connection goes back to the application's pool.
+                database = self.connection.execute(self._sa.text(
+                    "SELECT current_database(), set_config('application_name', :n, false)"
+                ), {"n": holder_name}).first()[0]
+                self._named = True
             else:
-                database = self._scalar("SELECT DATABASE()")
+                database = self._scalar(_CURRENT_DATABASE[self.backend])
         except BaseException:
             self._discard()
             raise
-        # The server's own name for the database, so that two URLs reaching it
-        # differently (localhost / 127.0.0.1, another user, SQLAlchemy's mysql:// or
-        # mariadb:// dialect) still share one lock.
-        server = "postgresql" if self.backend == "postgresql" else "mysql"
-        self.key = f"{server}:{database}:{schema or ''}.{version_table}"
-        import hashlib  # here: SQLite runs never pay for loading OpenSSL
-
-        digest = hashlib.sha256(self.key.encode("utf-8")).digest()
-        # PostgreSQL takes a signed 64-bit key; MySQL a name of up to 64 characters.
-        self._pg_key = int.from_bytes(digest[:8], "big", signed=True)
-        self._mysql_name = ("flask_migrate:" + digest.hex())[:_MYSQL_LOCK_NAME_MAX]
+        self._version_table, self._schema = version_table, schema
+        self.key, self._pg_key, self._mysql_name = server_lock_ids(
+            self.backend, database, version_table, schema
+        )
 
     def _scalar(self, sql: str, **params: t.Any) -> t.Any:
         return self.connection.execute(self._sa.text(sql), params).scalar()
+
+    def holder(self) -> LockHolder | None:
+        try:
+            if self.backend == "postgresql":
+                return _pg_holder(self.connection, self._version_table, self._schema)
+            return _mysql_holder(self.connection, self._mysql_name)
+        except Exception:  # noqa: BLE001 - who holds it is a courtesy, never a failure
+            return None
 
     def try_acquire(self) -> bool:
         if self.backend == "postgresql":
@@ -110,7 +380,13 @@ class _ServerLock(_Lock):
 
     def release(self) -> None:
         try:
-            if self.backend == "postgresql":
+            if self.backend == "postgresql" and self._named:
+                self._scalar(
+                    "SELECT pg_advisory_unlock(:k), set_config('application_name', "
+                    "(SELECT reset_val FROM pg_settings WHERE name = 'application_name'), "
+                    "false)", k=self._pg_key,
+                )
+            elif self.backend == "postgresql":
                 self._scalar("SELECT pg_advisory_unlock(:k)", k=self._pg_key)
             else:
                 self._scalar("SELECT RELEASE_LOCK(:n)", n=self._mysql_name)
@@ -141,7 +417,8 @@ class _FileLock(_Lock):
     already loaded by then): within the lock's budget (bench/bench_upgrade.py).
     """
 
-    def __init__(self, path: str, version_table: str, schema: str | None) -> None:
+    def __init__(self, path: str, version_table: str, schema: str | None,
+                 holder_name: str = "") -> None:
         import filelock
 
         path = os.path.realpath(path)
@@ -150,26 +427,31 @@ class _FileLock(_Lock):
         # create them for the database. Fail as SQLite would instead of quietly
         # making a new folder (and an empty database) from a mistyped path.
         if not os.path.isdir(folder):
-            raise MigrateError(
-                f"cannot connect to the SQLite database {path!r}: unable to open "
-                f"database file (folder {folder!r} does not exist)"
-            )
+            raise MigrateError(sqlite_folder_missing_message(path))
         name = f"{schema}.{version_table}" if schema else version_table
         self.key = f"sqlite:{path}:{name}"
         self.label = f"the SQLite database {path!r}"
         self.path = sqlite_lock_path(path, name)
         self._timeout = filelock.Timeout
         self._lock = filelock.FileLock(self.path)
+        self._holder_name = holder_name
 
     def try_acquire(self) -> bool:
         try:
             self._lock.acquire(timeout=0)
         except self._timeout:
             return False
+        if self._holder_name:
+            _write_holder_file(self.path, self._holder_name)
         return True
 
     def release(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.path + HOLDER_SUFFIX)
         self._lock.release()
+
+    def holder(self) -> LockHolder | None:
+        return sqlite_lock_holder(self.path)
 
 
 def sqlite_lock_path(database: str, name: str = "alembic_version") -> str:
@@ -200,21 +482,22 @@ def user_lock_folder() -> str:
     return os.path.join(os.path.expanduser("~"), ".cache", "flask-migrate-compat", "locks")
 
 
-def _make_lock(engine: t.Any, version_table: str, schema: str | None) -> _Lock | None:
+def _make_lock(engine: t.Any, version_table: str, schema: str | None,
+               holder_name: str = "") -> _Lock | None:
     url = engine.url
     backend = url.get_backend_name()
     if backend == "sqlite":
-        path = url.database
-        if not path or path == ":memory:" or path.startswith("file:"):
+        path = sqlite_file(url)
+        if path is None:
             return None  # an in-memory database belongs to this process alone
-        lock = _FileLock(path, version_table, schema)
+        lock = _FileLock(path, version_table, schema, holder_name)
         try:
             os.makedirs(os.path.dirname(lock.path), exist_ok=True)
         except OSError:
             return None  # nowhere to put it: see _FileLock
         return lock
     if backend in ("postgresql", "mysql", "mariadb"):
-        return _ServerLock(engine, version_table, schema)
+        return _ServerLock(engine, version_table, schema, holder_name)
     return None  # no lock primitive we know of: run unguarded, as Alembic does
 
 
@@ -246,10 +529,9 @@ def _acquire_all(locks: list[_Lock], timeout: float | None, out: t.TextIO) -> No
         said = False
         while not lock.try_acquire():
             if not said:
-                out.write(
-                    f"Waiting for the migration lock on {lock.label} "
-                    "held by another process...\n"
-                )
+                holder = lock.holder()
+                by = holder.describe() if holder is not None else "another process"
+                out.write(f"Waiting for the migration lock on {lock.label}, held by {by}...\n")
                 out.flush()
                 said = True
             if deadline is not None and time.monotonic() >= deadline:
@@ -272,6 +554,7 @@ def guard(
     lock: bool = True,
     timeout: float | None = None,
     stderr: t.TextIO | None = None,
+    command: str = "",
 ) -> t.Iterator[None]:
     """Run a migration command under the migration lock of every database in
     ``engines``.
@@ -289,7 +572,10 @@ def guard(
     :param lock: ``False`` runs the block without any lock.
     :param timeout: seconds to wait for a lock held by another process; ``None``
         waits for as long as it takes.
-    :param stderr: where to say that the process waits; default ``sys.stderr``.
+    :param stderr: where to say that the process waits (and for whom); default
+        ``sys.stderr``.
+    :param command: the command taking the lock (``upgrade``...): the holder
+        describes itself with it (:func:`holder_name`) to processes that wait.
     :raises MigrateError: when a database cannot be reached for its lock, or when
         ``timeout`` runs out; the front ends exit with code 1.
     :raises Terminated: on SIGTERM, after releasing the locks.
@@ -301,8 +587,10 @@ def guard(
             if lock:
                 locks: dict[str, _Lock] = {}
                 try:
+                    name = holder_name(command or "migration")
                     for engine in engines.values():
-                        made = _make_lock(engine, version_table, version_table_schema)
+                        made = _make_lock(engine, version_table, version_table_schema,
+                                          name)
                         if made is not None:
                             locks.setdefault(made.key, made)
                 except BaseException:
@@ -332,6 +620,7 @@ def command_guard(
     no_lock: bool = False,
     lock_timeout: float | None = None,
     binds: t.Iterable[str] | None = None,
+    command: str = "",
 ) -> t.ContextManager[None]:
     """The :func:`guard` for a ``upgrade``/``downgrade``/``stamp`` command of the
     current application (needs an application context).
@@ -347,6 +636,7 @@ def command_guard(
     :param binds: the databases the command migrates (``""`` for the default one);
         ``None`` for all of them. Only these are locked: a bind that env.py never
         touches may even be unreachable.
+    :param command: the command's name, for :func:`holder_name`.
     :returns: a context manager to run the Alembic command in.
     :raises MigrateError: without an application context or Migrate extension, or
         for a ``MIGRATE_LOCK_TIMEOUT`` setting that is not a number of seconds.
@@ -374,6 +664,7 @@ def command_guard(
         version_table_schema=state.configure_args.get("version_table_schema"),
         lock=enabled,
         timeout=lock_timeout,
+        command=command,
     )
 
 

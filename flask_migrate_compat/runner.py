@@ -27,7 +27,9 @@ import sys
 import types
 import typing as t
 
-USAGE = "usage: flask-migrate-compat path/to/manage.py [arguments for manage.py...]"
+USAGE = """\
+usage: flask-migrate-compat path/to/manage.py [arguments for manage.py...]
+       flask-migrate-compat convert path/to/manage.py [-o commands.py] [--no-format]"""
 
 
 def _migrate_redirect_reason() -> str | None:
@@ -55,6 +57,22 @@ def _migrate_redirect_reason() -> str | None:
     except Exception:  # noqa: BLE001 - the version only decorates the message
         pass
     return f"the installed Flask-Migrate{version} has no MigrateCommand"
+
+
+def served_module(fullname: str, migrate_reason: str | None) -> str | None:
+    """The module the runner serves for a legacy module name, or ``None``.
+
+    :param fullname: a module name a legacy ``manage.py`` imports.
+    :param migrate_reason: see :func:`_migrate_redirect_reason`; ``None`` leaves
+        ``flask_migrate`` alone.
+    :returns: ``flask_migrate_compat`` for ``flask_migrate`` (when redirected),
+        ``flask_<name>`` for ``flask.ext.<name>``, else ``None``.
+    """
+    if fullname == "flask_migrate" and migrate_reason is not None:
+        return "flask_migrate_compat"
+    if fullname.startswith("flask.ext.") and fullname.count(".") == 2:
+        return "flask_" + fullname.rsplit(".", 1)[1]
+    return None
 
 
 class _AliasLoader(importlib.abc.Loader):
@@ -121,20 +139,17 @@ class LegacyImportFinder(importlib.abc.MetaPathFinder):
 
     def find_spec(self, fullname: str, path: t.Any = None,
                   target: t.Any = None) -> importlib.machinery.ModuleSpec | None:
-        if fullname == "flask_migrate" and self.migrate_reason is not None:
-            return importlib.util.spec_from_loader(
-                fullname, _AliasLoader(self, "flask_migrate_compat"))
         if fullname == "flask.ext":
             return importlib.util.spec_from_loader(
                 fullname, _PackageLoader(), is_package=True)
-        if fullname.startswith("flask.ext.") and fullname.count(".") == 2:
-            name = fullname.rsplit(".", 1)[1]
-            return importlib.util.spec_from_loader(
-                fullname, _AliasLoader(self, f"flask_{name}"))
-        return None
+        target = served_module(fullname, self.migrate_reason)
+        if target is None:
+            return None
+        return importlib.util.spec_from_loader(fullname, _AliasLoader(self, target))
 
 
-def run_script(script: str, args: t.Sequence[str]) -> None:
+def run_script(script: str, args: t.Sequence[str],
+               module: types.ModuleType | None = None) -> None:
     """Run ``script`` as ``__main__`` with the legacy import spellings served and the
     Flask-Script shims applied; ``sys.argv``, ``sys.path``, ``sys.meta_path`` and
     ``sys.modules['__main__']`` are restored afterwards.
@@ -145,6 +160,8 @@ def run_script(script: str, args: t.Sequence[str]) -> None:
 
     :param script: path to the script (``manage.py``).
     :param args: its command line arguments.
+    :param module: the module to run the script in (default a new one), for a caller
+        that reads the script's globals afterwards.
     :raises SystemExit: whatever the script exits with (``manager.run()`` always exits).
     """
     from . import _flask_script_compat, errors
@@ -154,7 +171,7 @@ def run_script(script: str, args: t.Sequence[str]) -> None:
     path = os.path.abspath(script)
     with open(path, "rb") as f:
         code = compile(f.read(), path, "exec")
-    main = types.ModuleType("__main__")
+    main = types.ModuleType("__main__") if module is None else module
     main.__dict__.update(
         __file__=path, __builtins__=builtins, __spec__=None, __cached__=None,
         __loader__=importlib.machinery.SourceFileLoader("__main__", path),
@@ -184,7 +201,8 @@ def run_script(script: str, args: t.Sequence[str]) -> None:
 
 
 def main(argv: t.Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m flask_migrate_compat`` and ``flask-migrate-compat``.
+    """Run a script: ``python -m flask_migrate_compat path/to/manage.py ...`` (the
+    dispatch to the converter is :func:`flask_migrate_compat.__main__.main`'s).
 
     :param argv: ``[script, args...]``; default ``sys.argv[1:]``.
     :returns: the exit code: the script's own (usually through ``SystemExit``), 0

@@ -57,6 +57,10 @@ def __getattr__(name: str) -> t.Any:
         value = getattr(_flask_script(), name)
     elif name == "MigrateCommand":
         value = make_migrate_command()
+    elif name in ("add_manager_commands", "manager_app"):
+        from . import bridge
+
+        value = getattr(bridge, name)
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value

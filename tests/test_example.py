@@ -55,6 +55,16 @@ def test_custom_commands_and_downgrade(run):
     assert sa.inspect(run.engine()).get_table_names() == ["alembic_version"]
 
 
+def test_custom_commands_through_flask(run):
+    """The bridge: manage_example.py's own commands are flask commands too, unedited."""
+    run("db", "upgrade", flask=True)
+    assert run("seed", flask=True).stdout == "2 books\n"
+    assert run("hello", "-n", "bridge", flask=True).stdout == "hello bridge\n"
+    assert run("hello", flask=True).stdout == run("hello").stdout == "hello world\n"
+    with run.engine().connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM books")).scalar() == 2
+
+
 def test_init_migrate_upgrade_downgrade_from_scratch(run):
     """The 'Done when' sequence of the Flask-Script issue, on a new migrations folder."""
     fresh = {"EXAMPLE_MIGRATIONS": str(run.tmp_path / "fresh")}

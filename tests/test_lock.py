@@ -15,7 +15,9 @@ one of them has to show the breakage.
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 import sys
 import textwrap
 import time
@@ -289,8 +291,17 @@ def test_waiter_says_it_waits_then_finds_head(make_database, make_project, tmp_p
     waiter = start(project, *front_args, "upgrade")
     try:
         lines = wait_for_line(waiter, "Waiting for the migration lock on")
-        assert "held by another process" in lines[-1]
+        assert_names_holder(lines[-1], holder, database)
         assert waiter.poll() is None  # still waiting while the holder holds the lock
+        # status and doctor name the holder too, without waiting for the lock.
+        proc = project.flask("db", "status", "--json", check=False, timeout=30)
+        assert proc.returncode == 1, proc.stderr  # the holder has not committed yet
+        (db,) = json.loads(proc.stdout)["databases"]
+        assert_names_holder(db["lock_holder"]["description"], holder, database)
+        proc = project.manage("db", "doctor", check=False, timeout=60)
+        assert proc.returncode == 1
+        line = next(l for l in proc.stdout.splitlines() if l.startswith("[!!] lock:"))
+        assert_names_holder(line, holder, database)
     finally:
         release.touch()
     h_out, h_err = holder.communicate(timeout=60)
@@ -299,6 +310,26 @@ def test_waiter_says_it_waits_then_finds_head(make_database, make_project, tmp_p
     assert waiter.returncode == 0, w_err
     assert "Running upgrade" not in w_err  # it found the database at head
     assert schema_problems(database) == []
+
+
+def assert_names_holder(line: str, holder, database) -> None:
+    """The line names the process holding the lock, as the database reports it."""
+    since = r"since \d\d:\d\d:\d\d"
+    if database.kind == "mysql":
+        # MariaDB shows the holding connection (no name: its connection attributes
+        # need the performance schema); check that this connection exists.
+        match = re.search(rf"connection (\d+) from 127\.0\.0\.1:\d+ \({since}\)", line)
+        assert match, line
+        with database.engine().connect() as conn:
+            host = conn.execute(sa.text("SELECT HOST FROM information_schema.PROCESSLIST "
+                                        "WHERE ID = :i"), {"i": int(match.group(1))}).scalar()
+        assert host and host.startswith("127.0.0.1:"), host
+        return
+    name = rf"flask-migrate-compat db upgrade [^\s:]+:{holder.pid}"
+    if database.kind == "postgresql":
+        assert re.search(rf"{name} \(pid \d+ on 127\.0\.0\.1, {since}\)", line), line
+    else:
+        assert re.search(rf"{name} \(pid {holder.pid} on [^\s,]+, {since}\)", line), line
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql", "mysql"])

@@ -1,0 +1,129 @@
+"""The version tables of the application's databases, read without writing anything.
+
+``db status``, ``db doctor`` and the explanation of "Can't locate revision" need to know
+what each database's version table holds. Reading it through env.py would cost what
+``db current`` costs (importing env.py, configuring Alembic's environment); with the
+package's own env.py templates the answer is known without it: every database of the
+application (the default one, plus each bind for the multidb template) keeps its
+version table under the name and schema of ``Migrate(..., version_table=...,
+version_table_schema=...)``, Alembic's ``alembic_version`` by default.
+
+Nothing here creates a table or a database: a database without a version table is at
+base, and a SQLite file that does not exist yet is not created (it would be an empty
+database at base).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing as t
+
+from flask import current_app
+
+from .errors import MigrateError, describe_database, sqlite_folder_missing_message
+from .state import app_engines, get_state
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionTable:
+    """Where one database keeps its version table.
+
+    :ivar bind: the bind name (``""`` for the default database).
+    :ivar engine: the application's :class:`~sqlalchemy.engine.Engine` for it.
+    :ivar name: the version table's name.
+    :ivar schema: its schema, or ``None``.
+    """
+
+    bind: str
+    engine: t.Any
+    name: str = "alembic_version"
+    schema: str | None = None
+
+    @property
+    def database(self) -> str:
+        """The database, named without user name or password
+        (:func:`.errors.describe_database`)."""
+        return describe_database(self.engine.url)
+
+
+def version_tables(binds: t.Iterable[str] | None = None) -> list[VersionTable]:
+    """The version tables of the current application's databases.
+
+    :param binds: the databases env.py migrates (``""`` for the default one), or
+        ``None`` for all of them.
+    :returns: one :class:`VersionTable` per database, the default one first.
+    :raises MigrateError: without an application context or Migrate extension.
+    """
+    state = get_state()
+    name = state.configure_args.get("version_table") or "alembic_version"
+    schema = state.configure_args.get("version_table_schema")
+    engines = app_engines(current_app, state.db)
+    wanted = None if binds is None else set(binds)
+    return [VersionTable(bind, engine, name, schema) for bind, engine in engines.items()
+            if wanted is None or bind in wanted]
+
+
+def connect(table: VersionTable) -> t.Any:
+    """A connection to a version table's database, or ``None`` for a SQLite file that
+    does not exist yet (connecting would create it).
+
+    :raises MigrateError: for a SQLite file in a folder that does not exist.
+    :raises sqlalchemy.exc.DBAPIError: when the database cannot be reached; it
+        carries the URL (``fmc_database_url``) so that the error line names this
+        database alone.
+    """
+    import sqlalchemy as sa
+
+    url = table.engine.url
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
+            and not url.database.startswith("file:"):
+        path = os.path.abspath(url.database)
+        if not os.path.exists(path):
+            if not os.path.isdir(os.path.dirname(path)):
+                raise MigrateError(sqlite_folder_missing_message(path))
+            return None
+    try:
+        return table.engine.connect()
+    except sa.exc.DBAPIError as exc:
+        exc.fmc_database_url = url
+        raise
+
+
+def read_heads(connection: t.Any, table: VersionTable) -> tuple[str, ...]:
+    """The revisions a version table holds (Alembic's
+    ``MigrationContext.get_current_heads``), read-only.
+
+    :param connection: from :func:`connect`; ``None`` for a database not created yet.
+    :returns: the revision ids, ``()`` when the table does not exist or is empty.
+    """
+    if connection is None:
+        return ()
+    from alembic.runtime.migration import MigrationContext
+
+    context = MigrationContext.configure(connection, opts={
+        "version_table": table.name, "version_table_schema": table.schema,
+    })
+    return tuple(context.get_current_heads())
+
+
+def holding(revision: str, tables: t.Iterable[VersionTable]) -> list[VersionTable]:
+    """The version tables that hold ``revision``; a database that cannot be read is
+    left out (this serves explanations, which must not fail themselves).
+
+    :param revision: a revision id.
+    :param tables: the version tables to read.
+    """
+    found = []
+    for table in tables:
+        try:
+            connection = connect(table)
+            try:
+                heads = read_heads(connection, table)
+            finally:
+                if connection is not None:
+                    connection.close()
+        except Exception:  # noqa: BLE001 - unreadable: it is not named
+            continue
+        if revision in heads:
+            found.append(table)
+    return found
