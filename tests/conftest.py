@@ -281,13 +281,15 @@ def output(proc) -> str:
 
 #: The lines a failing command may print on stderr besides its one ``Error:`` line:
 #: Alembic's log lines (the logging setup of every env.py template writes them as
-#: ``%(levelname)-5.5s [%(name)s]``, so WARNING shows as ``WARNI``), the migration
-#: lock's progress line (printed while waiting, before the outcome is known: what a
-#: stalled deploy shows), and the runner's one summary of the imports it served
+#: ``%(levelname)-5.5s [%(name)s]``, so WARNING shows as ``WARNI``), two progress
+#: lines printed while the work goes on, before its outcome is known (the migration
+#: lock's wait, what a stalled deploy shows; each revision step's time as it finishes,
+#: README "Deploying"), and the runner's one summary of the imports it served
 #: (docs/coming-from-flask-script.rst). Anything else counts.
 NOT_ERROR_LINES = re.compile(
     r"(INFO|WARNI|WARNING) +\[alembic[\w.]*\] "
     r"|Waiting for the migration lock "
+    r"|(Upgrade|Downgrade) \S+ .*done in \d+\.\d\d s$"
     r"|flask-migrate-compat: imports served: "
 )
 
