@@ -199,12 +199,13 @@ def redact(text: str, passwords: t.Iterable[str] = ()) -> str:
     digit, ``_``, ``.`` or ``-``. So a password that is also part of a word or an
     address (``postgres`` in "postgresql", ``1`` in "127.0.0.1") leaves it alone.
 
+    The known passwords go first: a pattern stops at a space or a quote, which a
+    password may hold, and would leave the rest of it behind.
+
     :param text: an error message from a driver, env.py or a revision script.
     :param passwords: the passwords of the application's database URLs.
     :returns: the text without those credentials.
     """
-    text = _URL_CREDENTIALS.sub(r"\1***@", text)
-    text = _PASSWORD_PAIR.sub(r"\1\2***\2", text)
     from urllib.parse import quote, quote_plus
 
     forms = set()
@@ -214,7 +215,8 @@ def redact(text: str, passwords: t.Iterable[str] = ()) -> str:
     # Longest first, so that a password containing another is replaced whole.
     for form in sorted(forms, key=len, reverse=True):
         text = re.sub(rf"(?<!{_WORDISH}){re.escape(form)}(?!{_WORDISH})", "***", text)
-    return text
+    text = _URL_CREDENTIALS.sub(r"\1***@", text)
+    return _PASSWORD_PAIR.sub(r"\1\2***\2", text)
 
 
 # -- the one line ---------------------------------------------------------------------

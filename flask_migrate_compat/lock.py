@@ -148,11 +148,13 @@ def server_lock_ids(backend: str, database: str, version_table: str,
     :param backend: ``postgresql``, ``mysql`` or ``mariadb``.
     :param database: the server's own name for the database (``current_database()``
         / ``DATABASE()``), so that two URLs reaching it differently (localhost /
-        127.0.0.1, another user) still share one lock.
+        127.0.0.1, another user, SQLAlchemy's mysql:// or mariadb:// dialect) still
+        share one lock.
     :param version_table: the version table's name.
     :param schema: its schema, or ``None``.
     """
-    key = f"{backend}:{database}:{schema or ''}.{version_table}"
+    server = "postgresql" if backend == "postgresql" else "mysql"
+    key = f"{server}:{database}:{schema or ''}.{version_table}"
     import hashlib  # here: SQLite runs never pay for loading OpenSSL
 
     digest = hashlib.sha256(key.encode("utf-8")).digest()

@@ -12,10 +12,15 @@ server fails the run. Override the server URLs with ``FMC_TEST_POSTGRES_URL`` an
 """
 from __future__ import annotations
 
+import importlib
 import os
+import re
+import shutil
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,10 +55,34 @@ def selected_databases(config) -> list[str]:
 
 
 def skip_or_fail(reason: str):
-    """Skip locally; in CI (CI=true) a missing server is a failure."""
+    """Skip locally; in CI (CI=true) a missing server or module is a failure."""
     if IN_CI:
-        pytest.fail(f"{reason} (CI=true: server tests must not skip)", pytrace=False)
-    pytest.skip(reason)
+        pytest.fail(f"{reason} (CI=true: no test may skip)", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def require_module(name: str):
+    """Import an optional module (``flask_script_ng``, ``termios``...) for a test, or
+    a whole test module: skips where it is missing, fails the run under ``CI=true``.
+
+    :returns: the module.
+    """
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        skip_or_fail(f"optional module {name!r} is not importable: {exc}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under ``CI=true`` a skipped test is a failed one, whatever skipped it: the CI
+    run proves everything or fails (``xfail`` is not a skip and stays as it is)."""
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, where no test may skip: {reason}"
 
 
 _reachable: dict[str, str | None] = {}
@@ -129,6 +158,7 @@ def create_database(kind: str, tmp_path: Path, label: str = "main") -> Database:
 
 
 def drop_database(db: Database) -> None:
+    kill_spawned()  # a process still connected could keep MariaDB's DROP waiting
     db.dispose()
     if db.kind == "sqlite" or db.name is None:
         return
@@ -171,22 +201,118 @@ def mysql_db(make_database) -> Database:
     return make_database("mysql")
 
 
+# -- processes that run alongside a test -------------------------------------------------
+
+_spawned: list[subprocess.Popen] = []
+
+
+def spawn(args, **kwargs) -> subprocess.Popen:
+    """``subprocess.Popen(args, text=True, stdout=PIPE, stderr=PIPE, **kwargs)``, killed
+    at the end of the test (before its databases are dropped) if still running."""
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    kwargs.setdefault("stderr", subprocess.PIPE)
+    proc = subprocess.Popen(args, text=True, **kwargs)
+    _spawned.append(proc)
+    return proc
+
+
+def kill_spawned() -> None:
+    """Kill every :func:`spawn` process still running."""
+    while _spawned:
+        proc = _spawned.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test():
+    yield
+    kill_spawned()
+
+
+def wait_for_line(proc, text: str, timeout: float = 30, stream: str = "stderr") -> list[str]:
+    """Read ``proc``'s stderr (or ``stream``) line by line until one holds ``text``.
+
+    Bounded: fails after ``timeout`` seconds, or as soon as the stream ends without
+    it, so a process that never says it (a lock that does not work) fails the test in
+    seconds instead of stalling the run.
+
+    :returns: the lines read, the one holding ``text`` last.
+    """
+    pipe = getattr(proc, stream)
+    lines: list[str] = []
+    found = threading.Event()
+
+    def read() -> None:
+        for line in pipe:
+            lines.append(line)
+            if text in line:
+                found.set()
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if not found.is_set():
+        why = f"not within {timeout:g} s" if reader.is_alive() else "before its end"
+        raise AssertionError(f"{text!r} not printed on {stream} ({why}); read:\n"
+                             + "".join(lines))
+    return lines
+
+
+def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Wait until ``path`` exists; fail at once if ``proc`` ends first, and after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            out, err = proc.communicate(timeout=30)
+            raise AssertionError(f"exited {proc.returncode} before {path.name} appeared"
+                                 f"\n--- stdout\n{out}\n--- stderr\n{err}")
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.02)
+
+
 def output(proc) -> str:
     """Everything a finished subprocess printed."""
     return proc.stdout + proc.stderr
 
 
-def assert_one_error(proc, *fragments: str) -> str:
-    """Exit code 1, exactly one ``Error:`` line on stderr holding ``fragments``, and
-    no traceback anywhere. Returns the error line."""
-    assert proc.returncode == 1, output(proc)
+#: The lines a failing command may print on stderr besides its one ``Error:`` line:
+#: Alembic's log lines (the logging setup of every env.py template writes them as
+#: ``%(levelname)-5.5s [%(name)s]``, so WARNING shows as ``WARNI``), two progress
+#: lines printed while the work goes on, before its outcome is known (the migration
+#: lock's wait, what a stalled deploy shows; each revision step's time as it finishes,
+#: README "Deploying"), and the runner's one summary of the imports it served
+#: (docs/coming-from-flask-script.rst). Anything else counts.
+NOT_ERROR_LINES = re.compile(
+    r"(INFO|WARNI|WARNING) +\[alembic[\w.]*\] "
+    r"|Waiting for the migration lock "
+    r"|(Upgrade|Downgrade) \S+ .*done in \d+\.\d\d s$"
+    r"|flask-migrate-compat: imports served: "
+)
+
+
+def error_lines(stderr: str) -> list[str]:
+    """Every line of ``stderr`` but those :data:`NOT_ERROR_LINES` allows (empty lines
+    count too)."""
+    return [line for line in stderr.splitlines() if not NOT_ERROR_LINES.match(line)]
+
+
+def assert_one_error(proc, *fragments: str, code: int = 1) -> str:
+    """Exit code ``code`` (1 unless an interruption's 130/143), stderr holding exactly
+    one line besides Alembic's log lines (see :data:`NOT_ERROR_LINES`): an ``Error:``
+    line holding ``fragments``; no traceback anywhere. Returns the error line."""
+    assert proc.returncode == code, output(proc)
     assert "Traceback" not in output(proc)
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, proc.stderr
+    lines = error_lines(proc.stderr)
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("Error: "), proc.stderr
     assert "Error:" not in proc.stdout
     for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-    return errors[0]
+        assert fragment in lines[0], lines[0]
+    return lines[0]
 
 
 # -- applications on disk -------------------------------------------------------------
@@ -341,6 +467,37 @@ def project_env(path: Path, database: Database) -> dict:
         VISUAL="true",
     )
     return env
+
+
+_init_output: list[Path] = []
+
+
+def init_migrations(project: Project, directory: str = "migrations") -> Path:
+    """Give ``project`` the script directory ``flask db init`` writes.
+
+    ``db init`` really runs once per test session (in a scratch project); each call
+    copies what it wrote, which saves a process start per test. The ``flask`` template
+    has no per-project content, so the copy is what ``db init`` would write there.
+
+    :returns: the script directory.
+    """
+    if not _init_output:
+        import atexit
+        import tempfile
+
+        scratch = Path(tempfile.mkdtemp(prefix="fmc-init-"))
+        atexit.register(shutil.rmtree, scratch, True)
+        database = Database("sqlite", f"sqlite:///{scratch / 'app.db'}")
+        (scratch / "app.py").write_text(
+            APP_TEMPLATE.format(models="", config="", migrate_args=""))
+        proc = subprocess.run([sys.executable, "-m", "flask", "db", "init"], cwd=scratch,
+                              env=project_env(scratch, database), capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        _init_output.append(scratch / "migrations")
+    target = project.path / directory
+    shutil.copytree(_init_output[0], target)
+    return target
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ import shutil
 
 import sqlalchemy as sa
 
-from conftest import MODELS_V2, assert_one_error, output
+from conftest import REPO, MODELS_V2, assert_one_error, init_migrations, output
 
+TEMPLATES = REPO / "flask_migrate_compat" / "templates"
 
 
 def set_version(database, revision: str) -> None:
@@ -113,9 +114,15 @@ def test_revision_graph_commands(project):
     proc = project.flask("db", "show")
     assert "Rev: dddd0001 (head) (mergepoint)" in proc.stdout
 
-    # edit: $EDITOR is `true` here, so it returns at once with success.
-    project.flask("db", "edit")
-    project.flask("db", "edit", "aaaa0001")
+    # edit: the editor is a script that writes down the file it was given.
+    opened = project.path / "opened.txt"
+    editor = project.write("editor.sh", f'#!/bin/sh\necho "$1" >> {opened}\n')
+    editor.chmod(0o755)
+    project.flask("db", "edit", env={"EDITOR": str(editor)})
+    project.manage("db", "edit", "aaaa0001", env={"EDITOR": str(editor)})
+    # (Alembic passes the path as the script directory names it: relative here.)
+    assert [project.path / line for line in opened.read_text().splitlines()] == [
+        versions / "dddd0001_m.py", versions / "aaaa0001_v1.py"]
 
     # stamp moves the version table only; the schema stays as it is.
     project.flask("db", "stamp", "base")
@@ -207,12 +214,15 @@ def test_x_arguments_and_tag(project):
 
 
 def test_init_variants_and_templates(project):
+    # Every template this package ships, each with the first line of its README.
+    listing = "".join(
+        f"{name} - {(TEMPLATES / name / 'README').read_text().splitlines()[0]}\n"
+        for name in ("flask", "flask-multidb"))
+    assert sorted(p.name for p in TEMPLATES.iterdir() if (p / "README").is_file()) == [
+        "flask", "flask-multidb"]
     proc = project.flask("db", "list-templates")
-    lines = [line for line in proc.stdout.splitlines() if " - " in line]
-    assert len(lines) == 2, proc.stdout
-    assert lines[0].startswith("flask - ") and len(lines[0]) > len("flask - ") + 10
-    assert lines[1].startswith("flask-multidb - ")
-    assert len(lines[1]) > len("flask-multidb - ") + 10
+    assert proc.stdout == "Available templates:\n\n" + listing
+    assert project.manage("db", "list-templates").stdout == proc.stdout
 
     project.flask("db", "init", "--package", "-d", "pkg")
     assert (project.path / "pkg" / "__init__.py").is_file()
@@ -242,3 +252,41 @@ def test_init_variants_and_templates(project):
     project.flask("db", "migrate", "-d", "from_house", "-m", "v1")
     project.flask("db", "upgrade", "-d", "from_house")
     assert project.database.tables() == {"users", "alembic_version"}
+
+
+def test_branch_labels_version_paths_and_dependencies(project):
+    """Real runs of ``revision --branch-label --version-path``, ``heads
+    --resolve-dependencies`` and ``upgrade <label>@head``, both front ends."""
+    migrations = init_migrations(project)
+    versions, lib_versions = migrations / "versions", migrations / "lib_versions"
+    lib_versions.mkdir()
+    ini = migrations / "alembic.ini"
+    ini.write_text(ini.read_text().replace("[alembic]\n", (
+        "[alembic]\n"
+        "version_locations = %(here)s/versions %(here)s/lib_versions\n"
+        "path_separator = space\n"), 1))
+
+    def write(rev, down, depends_on=None):
+        project.write(f"migrations/versions/{rev}_.py", (
+            f"revision = {rev!r}\ndown_revision = {down!r}\nbranch_labels = None\n"
+            f"depends_on = {depends_on!r}\n\n\n"
+            "def upgrade():\n    pass\n\n\ndef downgrade():\n    pass\n"))
+
+    write("app1", None)
+    # A new branch from base, labelled, written to the second version location.
+    project.manage("db", "revision", "-m", "lib", "--head", "base", "--rev-id", "lib1",
+                   "--branch-label", "lib", "--version-path", str(lib_versions))
+    (written,) = lib_versions.glob("lib1_*.py")
+    assert "branch_labels = ('lib',)" in written.read_text()
+    assert not list(versions.glob("lib1_*.py"))
+    write("app2", "app1", depends_on="lib1")
+
+    # Two heads; app2 depends on lib1, so resolving dependencies leaves one.
+    assert sorted(project.flask("db", "heads").stdout.splitlines()) == [
+        "app2 (head)", "lib1 (lib) (effective head)"]
+    resolved = project.manage("db", "heads", "--resolve-dependencies").stdout
+    assert resolved.splitlines() == ["app2 (head)"]
+
+    # The label names the branch: only lib1 is applied.
+    project.flask("db", "upgrade", "lib@head")
+    assert project.database.version() == ["lib1"]

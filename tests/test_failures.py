@@ -11,13 +11,13 @@ half-applied, which the error line says, naming it.
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 import time
 import uuid
 
 import pytest
 import sqlalchemy as sa
+from conftest import assert_one_error, init_migrations, spawn, wait_for_file
 
 HEADER = '''\
 import os
@@ -77,7 +77,7 @@ def downgrade():
 
 def write_chain(project, second: str = GOOD, third: str | None = BAD) -> None:
     project.write_app(models="")
-    project.flask("db", "init")
+    init_migrations(project)
     bodies = [("r1", None, GOOD.format(table="t1")),
               ("r2", "r1", second.format(table="t2"))]
     if third is not None:
@@ -93,11 +93,7 @@ def version_rows(database) -> list[str]:
 
 
 def one_error_line(proc) -> str:
-    assert proc.returncode == 1, proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, proc.stderr
-    return errors[0]
+    return assert_one_error(proc)
 
 
 # -- a revision failing half-way --------------------------------------------------------
@@ -252,16 +248,9 @@ def test_interrupted_upgrade_leaves_no_lock(make_database, make_project, tmp_pat
     project = make_project(database)
     write_chain(project, second=SLEEPY, third=GOOD.format(table="t3"))
     holding = tmp_path / "holding"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flask", "db", "upgrade"], cwd=project.path,
-        env={**project.env, "FMC_HOLDING": str(holding)}, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 60
-    while not holding.exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    proc = spawn([sys.executable, "-m", "flask", "db", "upgrade"], cwd=project.path,
+                 env={**project.env, "FMC_HOLDING": str(holding)})
+    wait_for_file(holding, proc)
     time.sleep(0.3)  # let the sleep statement reach the server
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)  # it stops well before the 60 s sleep ends

@@ -154,7 +154,9 @@ logging.config.dictConfig({"version": 1, "disable_existing_loggers": True})
 
 @catch_errors
 def fails(kind):
-    raise {"command": CommandError, "runtime": RuntimeError}[kind]("it broke")
+    # Two lines, and a URL with its password: one line comes out, without it.
+    raise {"command": CommandError, "runtime": RuntimeError}[kind](
+        "it broke:\\n  postgresql://deploy:Pw-catch-5e1@db/shop")
 
 @catch_errors
 def works():
@@ -171,7 +173,7 @@ def test_catch_errors_exits_1_with_one_line(kind):
     proc = subprocess.run([sys.executable, "-c", CATCH_ERRORS_SCRIPT, kind],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
-    assert proc.stderr.splitlines() == ["Error: it broke"]
+    assert proc.stderr.splitlines() == ["Error: it broke: postgresql://deploy:***@db/shop"]
     assert proc.stdout == ""
 
 

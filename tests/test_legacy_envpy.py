@@ -23,7 +23,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from conftest import Database, create_database, drop_database, server_error, skip_or_fail
+from conftest import (
+    Database, assert_one_error, create_database, drop_database, server_error, skip_or_fail,
+)
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SINGLE = ["legacy_1x", "legacy_2_0_to_2_4", "legacy_2_5_to_2_6", "legacy_2_7"]
@@ -268,7 +270,35 @@ def test_errors_survive_fileconfig_of_old_env_py(front_end, make_project, passwo
     )
     db = runner_for(project, front_end)
     proc = db("upgrade", check=False)
-    assert proc.returncode == 1
-    assert "Traceback" not in proc.stdout + proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1 and "no_such_table" in errors[0], proc.stderr
+    assert_one_error(proc, "no_such_table")
+
+
+SAME_TABLE_MODELS = '''\
+class User(db.Model):
+    __tablename__ = "users"
+    id = db.Column(db.Integer, primary_key=True)
+
+
+class AuditUser(db.Model):
+    __bind_key__ = "audit"
+    __tablename__ = "users"
+    id = db.Column(db.Integer, primary_key=True)
+'''
+
+
+@pytest.mark.parametrize("front_end", ["flask", "manage"])
+def test_multidb_same_table_in_two_binds_is_named(front_end, make_project,
+                                                  password_databases):
+    """Flask-SQLAlchemy 3 lets two binds have a table of the same name; the 2.x multidb
+    env.py reads them all from one ``db.metadata``, which cannot hold both. One line
+    names the env.py line to change, and neither database is touched."""
+    main, audit = password_databases("sqlite", ("main", "audit"))
+    project = set_up(make_project, [main, audit], MULTI, config=BINDS)
+    project.write_app(models=SAME_TABLE_MODELS, config=BINDS + PASSWORD_GUARD)
+    env_py = project.path / "migrations" / "env.py"
+    (number,) = [n for n, text in enumerate(env_py.read_text().splitlines(), 1)
+                 if text.startswith("target_metadata = ")]
+    proc = runner_for(project, front_end)("upgrade", check=False)
+    assert_one_error(proc, f"Error: {env_py}, line {number}: table 'users' exists in binds "
+                           "None and 'audit'", "use db.metadatas[bind_key] for each bind")
+    assert main.tables() == set() and audit.tables() == set()

@@ -28,8 +28,8 @@ IGNORE = shutil.ignore_patterns(
 )
 
 
-def _check_run(args, **kwargs) -> subprocess.CompletedProcess:
-    proc = subprocess.run(args, capture_output=True, text=True, **kwargs)
+def _check_run(args, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kwargs)
     if proc.returncode != 0:
         raise AssertionError(
             f"{' '.join(map(str, args))} exited {proc.returncode}\n"

@@ -12,10 +12,12 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
-from conftest import assert_one_error, shows_password
+from conftest import assert_one_error, error_lines, shows_password
 from test_failures import HEADER, write_chain
 
-from flask_migrate_compat.errors import describe_database, error_message, redact
+from flask_migrate_compat.errors import (
+    describe_database, error_message, redact, unencoded_password,
+)
 
 # -- the redaction itself ---------------------------------------------------------------
 
@@ -27,7 +29,7 @@ def test_short_passwords_do_not_garble_words(password):
     assert redact(text, [password]) == text
 
 
-@pytest.mark.parametrize("password", ["postgres", "a", "1", "s3cr3t-%-pw/@:?#+"])
+@pytest.mark.parametrize("password", ["postgres", "a", "1", "s3cr3t-%-pw/@:?#+", "two words/x"])
 def test_credentials_are_removed(password):
     from urllib.parse import quote, quote_plus
 
@@ -45,6 +47,26 @@ def test_credentials_are_removed(password):
     # The rest of the text is kept.
     assert redact(f"dsn host=db password={password} user=bob", [password]) == \
         "dsn host=db password=*** user=bob"
+
+
+def test_each_password_is_replaced_whole():
+    assert redact("login refused: Tr1cky-pw", ["Tr1cky-pw"]) == "login refused: ***"
+    # A password inside a longer one (after a character that ends a token): the
+    # longer one is replaced whole, whichever comes first in the alphabet.
+    assert redact("login abc!def refused", ["abc", "abc!def"]) == "login *** refused"
+    assert redact("login a!abc refused", ["abc", "a!abc"]) == "login *** refused"
+
+
+def test_databases_are_named_without_their_login():
+    make_url = sa.make_url
+    assert describe_database(make_url("sqlite:////srv/app.db")) == "SQLite database '/srv/app.db'"
+    assert describe_database(make_url("postgresql://u:pw@/shop")) == \
+        "postgresql database 'shop' on localhost"
+    # An unencoded '@' moved the rest of the password into the host: no host then.
+    broken = make_url("mysql+pymysql://u:Pw@secret@db:3306/shop")
+    assert unencoded_password(broken) and describe_database(broken) == "mysql database 'shop'"
+    assert not unencoded_password(make_url("mysql+pymysql://u:Pw%40secret@db:3306/shop"))
+    assert not unencoded_password(make_url("sqlite://"))
 
 
 def test_url_passwords_with_an_unencoded_at_are_removed_whole():
@@ -78,11 +100,17 @@ def downgrade():
     pass
 '''
 
+# Warns, then fails, each time with the URL and the password over two lines: the
+# warning is one redacted "Warning:" line (written outside error_message), the error
+# one line.
 LEAKY_ENV_PY = '''\
+import warnings
 from flask import current_app
 url = current_app.extensions["migrate"].db.engine.url
+warnings.warn("env.py warns about " + url.render_as_string(hide_password=False)
+              + "\\n  with password " + url.password)
 raise ValueError("env.py refuses " + url.render_as_string(hide_password=False)
-                 + " password=" + url.password)
+                 + "\\n  password=" + url.password)
 '''
 
 # Stands in for a driver whose error message quotes the password it was given.
@@ -153,7 +181,14 @@ def test_raw_error_texts_never_show_the_password(password_url, make_project, fro
     original = env_py.read_text()
     env_py.write_text(LEAKY_ENV_PY + original)
     proc = run("db", "current", check=False)
-    line = assert_one_error(proc, "ValueError: env.py refuses", "password=***")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    warning, line = error_lines(proc.stderr)
+    assert warning.startswith(f"Warning: env.py warns about {backend}+"), warning
+    assert warning.endswith("with password ***") and ":***@" in warning, warning
+    assert line.startswith("Error: ValueError: env.py refuses "), line
+    assert "password=***" in line and ":***@" in line, line
+    for text in (warning, line):
+        assert not shows_password(text, password), text
     env_py.write_text(original)
 
     # A connection failure whose driver message quotes the password.

@@ -72,11 +72,13 @@ def test_refused_naming_both_paths(trapped, front_end, command):
     assert not new.exists()
 
 
-def test_override_migrates_the_instance_file(trapped):
+@pytest.mark.parametrize("front_end", ["flask", "manage"])
+def test_override_migrates_the_instance_file(trapped, front_end):
     old = trapped.path / "app.db"
     new = trapped.path / "instance" / "app.db"
     before = state(old)
-    trapped.flask("db", "upgrade", "--use-new-sqlite-path")
+    run = trapped.flask if front_end == "flask" else trapped.manage
+    run("db", "upgrade", "--use-new-sqlite-path")
     assert version_of(new) == [HEAD]
     assert state(old) == before
     # The new file has migrations now: no more refusal, no option needed.
