@@ -622,6 +622,7 @@ def guard(
     out = stderr if stderr is not None else sys.stderr
     with _sigterm_raises():
         held: list[_Lock] = []
+        lock_of: dict[int, _Lock] = {}  # id(engine) -> the lock of its database
         try:
             if lock:
                 locks: dict[str, _Lock] = {}
@@ -631,7 +632,7 @@ def guard(
                         made = _make_lock(engine, version_table, version_table_schema,
                                           name)
                         if made is not None:
-                            locks.setdefault(made.key, made)
+                            lock_of[id(engine)] = locks.setdefault(made.key, made)
                 except BaseException:
                     for made in locks.values():
                         if isinstance(made, _ServerLock):
@@ -646,12 +647,67 @@ def guard(
                     for made in ordered:
                         if made not in held and isinstance(made, _ServerLock):
                             made._discard()
-            yield
+            with _cancelled_on_interrupt(engines, lock_of):
+                yield
         finally:
             for made in reversed(held):
                 # An error releasing one lock must not keep the others held.
                 with contextlib.suppress(Exception):
                     made.release()
+
+
+@contextlib.contextmanager
+def _cancelled_on_interrupt(engines: t.Mapping[str, t.Any],
+                            lock_of: t.Mapping[int, _Lock]) -> t.Iterator[None]:
+    """MySQL/MariaDB: when Ctrl-C or SIGTERM interrupts the block, cancel on the
+    server the statements that the command's connections are still running, before
+    the lock is released.
+
+    psycopg cancels a PostgreSQL statement itself when interrupted; PyMySQL does not,
+    so without this a statement such as a long ``ALTER TABLE`` would go on running
+    after the lock is released, next to the next process's migration. The connections
+    are recorded as the engines' pools hand them out (their server thread id comes
+    with the connection, no query needed), and ``KILL QUERY`` is sent from the lock's
+    own connection.
+    """
+    import sqlalchemy as sa
+
+    servers = {id(engine): engine for engine in engines.values()
+               if engine.url.get_backend_name() in ("mysql", "mariadb")
+               and isinstance(lock_of.get(id(engine)), _ServerLock)}
+    if not servers:
+        yield
+        return
+    running: dict[int, tuple[int, int]] = {}  # id(DBAPI connection) -> (engine, thread)
+
+    def listeners(engine: t.Any) -> tuple[t.Callable[..., None], t.Callable[..., None]]:
+        def checkout(dbapi_connection: t.Any, record: t.Any, proxy: t.Any) -> None:
+            thread_id = getattr(dbapi_connection, "thread_id", None)
+            if callable(thread_id):
+                running[id(dbapi_connection)] = (id(engine), thread_id())
+
+        def checkin(dbapi_connection: t.Any, record: t.Any) -> None:
+            running.pop(id(dbapi_connection), None)
+
+        return checkout, checkin
+
+    installed = []
+    for engine in servers.values():
+        checkout, checkin = listeners(engine)
+        sa.event.listen(engine, "checkout", checkout)
+        sa.event.listen(engine, "checkin", checkin)
+        installed += [(engine, "checkout", checkout), (engine, "checkin", checkin)]
+    try:
+        yield
+    except KeyboardInterrupt:
+        for engine_id, thread_id in list(running.values()):
+            server_lock = t.cast(_ServerLock, lock_of[engine_id])
+            with contextlib.suppress(Exception):  # it may have finished meanwhile
+                server_lock._scalar(f"KILL QUERY {int(thread_id)}")
+        raise
+    finally:
+        for engine, event, function in installed:
+            sa.event.remove(engine, event, function)
 
 
 def command_guard(
