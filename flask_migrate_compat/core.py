@@ -241,7 +241,8 @@ def _load_script_directory(config: Config) -> t.Any:
 
 def _revision_files_problem(script: t.Any) -> str | None:
     """What is wrong with the revision files' ids: a repeated revision id, or a
-    ``down_revision`` that no file defines; ``None`` when neither."""
+    ``down_revision`` or ``depends_on`` that no file defines; ``None`` when
+    neither."""
     # ScriptDirectory._load_revisions (private, unchanged since Alembic 0.7) yields
     # one Script per file without building the revision map, which is what failed.
     files: dict[str, list[str]] = {}
@@ -255,16 +256,21 @@ def _revision_files_problem(script: t.Any) -> str | None:
                 f"{' and '.join(sorted(paths))}: give all but one of them a new "
                 "revision id (and update any down_revision that names it)"
             )
+    labels = {label for found in scripts for label in found.branch_labels or ()}
+    folders = ", ".join(script.version_locations or [script.versions])
     for found in sorted(scripts, key=lambda s: s.path):
-        down = found.down_revision
-        for missing in (down,) if isinstance(down, str) else tuple(down or ()):
-            if missing not in files:
+        for attribute, named in (("down_revision", found.down_revision),
+                                 ("depends_on", found.dependencies)):
+            for missing in (named,) if isinstance(named, str) else tuple(named or ()):
+                # depends_on may also name a branch label (or label@revision).
+                if missing in files or (attribute == "depends_on" and (
+                        missing in labels or missing.split("@")[0] in labels)):
+                    continue
                 return (
                     f"revision file {found.path} (revision {found.revision}) names "
-                    f"down_revision {missing!r}, which no file in "
-                    f"{', '.join(script.version_locations or [script.versions])} "
-                    "defines: restore that "
-                    "revision's file, or set down_revision to an existing revision"
+                    f"{attribute} {missing!r}, which no file in {folders} defines: "
+                    f"restore that revision's file, or set {attribute} to an "
+                    "existing revision"
                 )
     return None
 

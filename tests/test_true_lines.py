@@ -58,6 +58,12 @@ def test_broken_revision_files_are_named(make_database, make_project, kind, fron
                      "which no file in")
     no_python_warnings(proc)
     r2.write_text(r2.read_text().replace("'gone99'", "'r1'"))
+    r2.write_text(r2.read_text().replace("depends_on = None", "depends_on = 'lib1'"))
+    proc = run(project, front_end, "db", "upgrade")
+    assert_one_error(proc, f"revision file {r2}", "(revision r2)", "depends_on 'lib1'",
+                     "which no file in")
+    no_python_warnings(proc)
+    r2.write_text(r2.read_text().replace("depends_on = 'lib1'", "depends_on = None"))
 
     (versions / "copy_of_r2.py").write_text(r2.read_text())
     proc = run(project, front_end, "db", "upgrade")
