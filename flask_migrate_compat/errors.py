@@ -176,13 +176,13 @@ def setting_name(key: str | None) -> str:
 
 # -- redaction ------------------------------------------------------------------------
 
+# Patterns as strings, compiled by the re module's cache on first use: only a failed
+# command redacts, and compiling both at import would cost every command ~0.5 ms.
 # scheme://user:password@ : everything up to the last '@' of the token is the password
 # (an unencoded '@' in it must not let a fragment through).
-_URL_CREDENTIALS = re.compile(r"(\b[A-Za-z][\w+.-]*://[^\s:/@]*:)\S*@")
+_URL_CREDENTIALS = r"(\b[A-Za-z][\w+.-]*://[^\s:/@]*:)\S*@"
 # password=secret, PWD: secret, "password": "secret" (DSNs, dicts, driver messages).
-_PASSWORD_PAIR = re.compile(
-    r"""(\b(?:password|passwd|pwd)['"]?\s*[=:]\s*)(['"]?)[^\s'",;)}]+\2""", re.IGNORECASE
-)
+_PASSWORD_PAIR = r"""(?i)(\b(?:password|passwd|pwd)['"]?\s*[=:]\s*)(['"]?)[^\s'",;)}]+\2"""
 
 
 # What continues a word, a number or an address: a password next to one of these is
@@ -215,8 +215,8 @@ def redact(text: str, passwords: t.Iterable[str] = ()) -> str:
     # Longest first, so that a password containing another is replaced whole.
     for form in sorted(forms, key=len, reverse=True):
         text = re.sub(rf"(?<!{_WORDISH}){re.escape(form)}(?!{_WORDISH})", "***", text)
-    text = _URL_CREDENTIALS.sub(r"\1***@", text)
-    return _PASSWORD_PAIR.sub(r"\1\2***\2", text)
+    text = re.sub(_URL_CREDENTIALS, r"\1***@", text)
+    return re.sub(_PASSWORD_PAIR, r"\1\2***\2", text)
 
 
 # -- the one line ---------------------------------------------------------------------
