@@ -17,7 +17,7 @@ on and held in autocommit mode so that it never holds a snapshot or a table lock
 key is the database the server reports (or the SQLite file) plus the version table and
 its schema, so two applications on one server, or one database with two version
 tables, do not block each other. A process that has to wait says so on stderr, naming
-the holder (:class:`LockHolder`: a PostgreSQL lock session names itself through
+the holder (:class:`.holder.LockHolder`: a PostgreSQL lock session names itself through
 ``application_name``; MySQL/MariaDB show the holding connection; a SQLite holder
 writes a ``.holder`` file beside the lock file), polls, and then runs its command:
 usually it finds the database at head and does nothing.
@@ -48,8 +48,11 @@ from .errors import (
 )
 from .state import app_engines, get_state
 
+if t.TYPE_CHECKING:  # pragma: no cover
+    from .holder import LockHolder
+
 __all__ = [
-    "POLL_INTERVAL", "LockHolder", "Terminated", "app_engines", "command_guard",
+    "POLL_INTERVAL", "Terminated", "app_engines", "command_guard",
     "current_holder", "guard",
 ]
 
@@ -71,61 +74,6 @@ _CURRENT_DATABASE = {
 
 
 # -- who holds a lock ------------------------------------------------------------------
-
-
-class LockHolder(t.NamedTuple):
-    """The process holding a migration lock, as far as the database tells.
-
-    Built only from parts that cannot hold a password: the name the holding session
-    gave itself (``application_name`` on PostgreSQL, ours is ``flask-migrate-compat db
-    <command> <host>:<pid>``), the server's process or connection id, the client's
-    address and the time the lock was taken.
-
-    :ivar name: what the holder calls itself, or ``None`` when unknown.
-    :ivar pid: the server process id of the holding session (PostgreSQL), or the
-        holder's own process id (SQLite).
-    :ivar client: the client address (``host`` or ``host:port``), or ``None``.
-    :ivar since: when it took the lock (local time), or ``None``.
-    :ivar connection_id: the holding connection's id (MySQL/MariaDB, which show no
-        name: their connection attributes need the performance schema).
-
-    A NamedTuple, not a dataclass: every upgrade imports this module, and creating a
-    dataclass costs ~5 million instructions (~1.5 ms).
-    """
-
-    name: str | None = None
-    pid: int | None = None
-    client: str | None = None
-    since: datetime.datetime | None = None
-    connection_id: int | None = None
-
-    def describe(self) -> str:
-        """One line: ``<name> (pid 567 on 127.0.0.1, since 12:01:02)``, or on
-        MySQL/MariaDB ``connection 42 from 127.0.0.1:50522 (since 12:01:02)``."""
-        parts = []
-        if self.pid is not None:
-            where = f" on {self.client}" if self.client else ""
-            parts.append(f"pid {self.pid}{where}")
-        if self.since is not None:
-            parts.append(f"since {self.since.strftime('%H:%M:%S')}")
-        if self.name:
-            name = self.name
-        elif self.connection_id is not None:
-            name = f"connection {self.connection_id}"
-            if self.client:
-                name += f" from {self.client}"
-        else:
-            name = "another process"
-        return f"{name} ({', '.join(parts)})" if parts else name
-
-    def as_dict(self) -> dict[str, t.Any]:
-        """The holder as JSON-ready values (``since`` in ISO 8601)."""
-        return {
-            "name": self.name, "pid": self.pid, "connection_id": self.connection_id,
-            "client": self.client,
-            "since": self.since.isoformat(timespec="seconds") if self.since else None,
-            "description": self.describe(),
-        }
 
 
 def holder_name(command: str) -> str:
@@ -182,6 +130,8 @@ def _pg_holder(connection: t.Any, version_table: str, schema: str | None) -> Loc
     ``state_change`` is when it got the lock."""
     import sqlalchemy as sa
 
+    from .holder import LockHolder
+
     rows = connection.execute(sa.text(_PG_ADVISORY_LOCKS)).all()
     if not rows:
         return None
@@ -203,6 +153,8 @@ def _pg_holder(connection: t.Any, version_table: str, schema: str | None) -> Loc
 def _mysql_holder(connection: t.Any, mysql_name: str) -> LockHolder | None:
     """Who holds a MySQL/MariaDB named lock: ``IS_USED_LOCK`` and the process list."""
     import sqlalchemy as sa
+
+    from .holder import LockHolder
 
     holder_id = connection.execute(sa.text("SELECT IS_USED_LOCK(:n)"),
                                    {"n": mysql_name}).scalar()
@@ -245,6 +197,8 @@ def sqlite_lock_holder(lock_path: str) -> LockHolder | None:
     """
     import json
     import socket
+
+    from .holder import LockHolder
 
     try:
         with open(lock_path + HOLDER_SUFFIX, encoding="utf-8") as f:

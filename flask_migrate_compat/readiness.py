@@ -28,7 +28,8 @@ import typing as t
 
 from . import core, legacy
 from .errors import MigrateError, error_message, list_revisions, unknown_revision_message
-from .lock import LockHolder, current_holder
+from .holder import LockHolder
+from .lock import current_holder
 from .state import app_engines, error_context, get_state
 from .version_table import VersionTable, connect, read_heads, version_tables
 

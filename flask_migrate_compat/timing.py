@@ -19,11 +19,12 @@ import time
 import typing as t
 
 
-# A NamedTuple, not a dataclass: this module is imported by every upgrade, and
-# creating a dataclass costs ~5 million instructions (~1.5 ms), a NamedTuple a quarter
-# of that (bench/bench_upgrade.py keeps `db upgrade` no slower than Flask-Migrate's).
-class RevisionTiming(t.NamedTuple):
+class RevisionTiming:
     """One revision step that finished.
+
+    A plain class: every upgrade imports this module, and creating a dataclass costs
+    ~5 million instructions (~1.5 ms), a NamedTuple ~1.4 million
+    (bench/bench_upgrade.py keeps ``db upgrade`` no slower than Flask-Migrate's).
 
     :ivar revision: the revision id that was upgraded to, or downgraded from.
     :ivar message: the revision's message (its docstring's first line), or ``None``.
@@ -33,11 +34,18 @@ class RevisionTiming(t.NamedTuple):
     :ivar bind: the database (multidb env.py: ``engine_name``), or ``None``.
     """
 
-    revision: str
-    message: str | None
-    seconds: float
-    upgrade: bool
-    bind: str | None = None
+    __slots__ = ("revision", "message", "seconds", "upgrade", "bind")
+
+    def __init__(self, revision: str, message: str | None, seconds: float, upgrade: bool,
+                 bind: str | None = None) -> None:
+        self.revision = revision
+        self.message = message
+        self.seconds = seconds
+        self.upgrade = upgrade
+        self.bind = bind
+
+    def __repr__(self) -> str:
+        return f"<RevisionTiming {self.line()}>"
 
     def line(self) -> str:
         """``Upgrade ab12cd ('add users') done in 0.31 s``."""
