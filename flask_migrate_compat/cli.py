@@ -11,7 +11,6 @@ stderr), 2 for a usage error (Click's own).
 """
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import sys
@@ -147,7 +146,9 @@ def _run(func: t.Callable[..., t.Any], _failure_code: int = 1,
     """
     ctx = click.get_current_context()
     group = ctx.meta.get(GROUP_OPTIONS_KEY, {})
-    accepted = inspect.signature(func).parameters
+    # The function's parameter names (inspect.signature is ~100 times slower).
+    code = func.__code__
+    accepted = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
     if "directory" in accepted and kwargs.get("directory") is None:
         kwargs["directory"] = group.get("directory")
     if "x_arg" in accepted:

@@ -115,7 +115,7 @@ def _migrated_binds(config: Config) -> list[str] | None:
     env_py = os.path.join(config.get_main_option("script_location") or "", "env.py")
     try:
         with open(env_py, encoding="utf-8") as f:
-            multidb = re.search(r"run_migrations\(\s*engine_name", f.read()) is not None
+            multidb = "".join(f.read().split()).find("run_migrations(engine_name") >= 0
     except OSError:
         multidb = True  # unknown: lock everything, as before
     return None if multidb else [""]
@@ -184,10 +184,17 @@ def _check_target(config: Config, revision: str) -> None:
 
     :raises alembic.util.CommandError: unknown revision or ambiguous head.
     """
-    if ":" in revision or re.search(r"[+-]\d+$", revision):
+    if ":" in revision or _is_relative(revision):
         return
     with _explained_revision_errors([revision]):
         _loaded_script(config).get_revisions(revision)
+
+
+def _is_relative(revision: str) -> bool:
+    """Whether ``revision`` ends in a relative step (``-1``, ``+2``, ``ae10+2``).
+    String methods, not a regular expression: compiling one costs every command."""
+    digits = revision.rstrip("0123456789")
+    return len(digits) < len(revision) and digits.endswith(("+", "-"))
 
 
 #: The (config, ScriptDirectory) that :func:`_load_script_directory` loaded last.
