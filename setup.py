@@ -84,6 +84,7 @@ setup(
         "mysql": ["PyMySQL>=1.0"],
         "test": [
             "pytest>=7",
+            "pytest-xdist>=3.3",  # setup.cfg runs the suite on several workers
             "Flask-Script>=2.0.6",
             "Flask-Script-NG>=2.1",
             "psycopg[binary]>=3.1",
