@@ -181,8 +181,9 @@ def terminal_asker() -> t.Callable[[t.Any], t.Any] | None:
     scripts, CI jobs and pipes get warnings only and never wait for an answer.
 
     A question with ``confirm`` gets a yes/no prompt (default no); any other a value
-    prompt whose empty answer means none. Ctrl-C or end of input at a prompt stops
-    the command (:class:`.errors.MigrateError`) before any file is written.
+    prompt whose empty answer means none. End of input at a prompt stops the command
+    (:class:`.errors.MigrateError`), Ctrl-C interrupts it (exit 130), before any file
+    is written.
     """
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         return None
@@ -193,7 +194,12 @@ def terminal_asker() -> t.Callable[[t.Any], t.Any] | None:
                 return click.confirm(question.text, default=False)
             return click.prompt(question.text, default=question.default or "",
                                 show_default=bool(question.default))
-        except click.Abort:
+        except click.Abort as exc:
+            if isinstance(exc.__context__, KeyboardInterrupt):
+                # Ctrl-C: exit 130 like any interrupted command (Click hides the
+                # KeyboardInterrupt behind Abort; it stays the exception's context).
+                click.echo()  # end the question's line
+                raise KeyboardInterrupt from None
             raise errors.MigrateError(
                 "stopped at a review question: no revision file was written"
             ) from None

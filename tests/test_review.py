@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import shutil
 import subprocess
 import sys
@@ -385,7 +386,8 @@ def test_enum_detection_switch(monkeypatch):
 def pty_run(argv: list[str], answers: list[tuple[str, str]], cwd: Path, env: dict,
             timeout: float = 60) -> tuple[int, str]:
     """Run ``argv`` on a pseudo-terminal; answer each ``(question fragment, answer)``
-    in order when the fragment appears. Returns the exit code and the output."""
+    in order when the fragment appears (``None`` for an answer: press Ctrl-C, that is,
+    send SIGINT). Returns the exit code and the output."""
     try:
         import pty
         import termios  # noqa: F401 - pseudo-terminals need it
@@ -414,7 +416,10 @@ def pty_run(argv: list[str], answers: list[tuple[str, str]], cwd: Path, env: dic
                 fragment, answer = answers[0]
                 at = output.find(fragment.encode(), asked_up_to)
                 if at >= 0 and output.rstrip().endswith((b":", b"]:")):
-                    os.write(master, answer.encode() + b"\r")
+                    if answer is None:
+                        proc.send_signal(signal.SIGINT)
+                    else:
+                        os.write(master, answer.encode() + b"\r")
                     asked_up_to = len(output)
                     answers.pop(0)
         code = proc.wait(timeout=max(deadline - time.monotonic(), 1))
@@ -525,6 +530,25 @@ def test_front_ends(make_project, sqlite_db, front_end):
     assert "No changes in schema detected" in proc.stderr
     assert revision.read_bytes() == marked
     assert len(project.revisions()) == len(before) + 1
+
+
+def test_ctrl_c_at_a_question(make_project, sqlite_db):
+    """Ctrl-C at a review question interrupts the command as anywhere else: exit 130,
+    one line, and no revision file."""
+    project = make_project(sqlite_db)
+    project.write_app(models=FRONT_V1)
+    project.flask("db", "init")
+    project.flask("db", "migrate", "-m", "v1")
+    project.flask("db", "upgrade")
+    before = project.revisions()
+    project.write_app(models=FRONT_V2)
+    code, output = pty_run([sys.executable, "-m", "flask", "db", "migrate", "-m", "v2"],
+                           [("renamed to years", None)], cwd=project.path, env=project.env)
+    assert code == 130, output
+    errors = [line for line in output.splitlines() if line.startswith("Error:")]
+    assert errors == ["Error: interrupted (Ctrl-C)"], output
+    assert "Traceback" not in output and "Aborted!" not in output
+    assert project.revisions() == before
 
 
 def test_legacy_env_py(make_project, make_database):
