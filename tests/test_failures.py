@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import textwrap
 import time
 import uuid
 
@@ -54,25 +55,31 @@ def downgrade():
     op.drop_table("t3")
 '''
 
-# Sleeps on the server (or in Python for SQLite) after announcing itself through
-# FMC_HOLDING; without FMC_HOLDING it only creates its table.
-SLEEPY = '''\
-def upgrade():
-    if os.environ.get("FMC_HOLDING"):
-        open(os.environ["FMC_HOLDING"], "w").close()
-        name = op.get_bind().dialect.name
-        if name == "postgresql":
-            op.execute("SELECT pg_sleep(60)")
-        elif name in ("mysql", "mariadb"):
-            op.execute("SELECT SLEEP(60)")
-        else:
-            time.sleep(60)
-    op.create_table("t2", sa.Column("id", sa.Integer, primary_key=True))
+# Lines of a revision's upgrade(): announce itself through FMC_HOLDING, then sleep on
+# the server (or in Python for SQLite) until the test interrupts it.
+HOLD = '''\
+open(os.environ["FMC_HOLDING"], "w").close()
+name = op.get_bind().dialect.name
+if name == "postgresql":
+    op.execute("SELECT pg_sleep(60)")
+elif name in ("mysql", "mariadb"):
+    op.execute("SELECT SLEEP(60)")
+else:
+    time.sleep(60)
+'''
+
+# Sleeps (HOLD) before creating its table; without FMC_HOLDING it only creates it.
+SLEEPY = (
+    "def upgrade():\n"
+    "    if os.environ.get(\"FMC_HOLDING\"):\n"
+    + textwrap.indent(HOLD, " " * 8)
+    + '''    op.create_table("t2", sa.Column("id", sa.Integer, primary_key=True))
 
 
 def downgrade():
     op.drop_table("t2")
 '''
+)
 
 
 def write_chain(project, second: str = GOOD, third: str | None = BAD) -> None:
