@@ -417,6 +417,8 @@ def pty_run(argv: list[str], answers: list[tuple[str, str]], cwd: Path, env: dic
                 at = output.find(fragment.encode(), asked_up_to)
                 if at >= 0 and output.rstrip().endswith((b":", b"]:")):
                     if answer is None:
+                        # As a person would: once the prompt waits for input.
+                        time.sleep(0.3)
                         proc.send_signal(signal.SIGINT)
                     else:
                         os.write(master, answer.encode() + b"\r")
