@@ -31,7 +31,7 @@ import typing as t
 from flask import current_app, has_app_context
 
 from .errors import MigrateError, setting_name
-from .state import configured_urls
+from .state import configured_urls, sqlite_file
 
 #: Name of the command line option that overrides :func:`check_sqlite_paths`.
 SQLITE_OVERRIDE_OPTION = "--use-new-sqlite-path"
@@ -312,13 +312,11 @@ def moved_sqlite_database(configured: t.Any, engine_url: t.Any,
         url = make_url(configured)
     except Exception:  # noqa: BLE001 - Flask-SQLAlchemy reports unusable URLs itself
         return None
-    if url.get_backend_name() != "sqlite":
+    raw = sqlite_file(url)
+    if raw is None or os.path.isabs(raw):
         return None
-    raw = url.database or ""
-    if not raw or raw == ":memory:" or raw.startswith("file:") or os.path.isabs(raw):
-        return None
-    new_path = engine_url.database or ""
-    if not new_path or new_path == ":memory:" or new_path.startswith("file:"):
+    new_path = sqlite_file(engine_url)
+    if new_path is None:
         return None
     old_path, new_path = os.path.abspath(raw), os.path.abspath(new_path)
     if old_path == new_path or _has_table(new_path, version_table):

@@ -46,7 +46,7 @@ except ImportError:  # Windows: the filelock library instead (see _FileLock)
 from .errors import (
     MigrateError, Terminated, describe_database, redact, sqlite_folder_missing_message,
 )
-from .state import app_engines, get_state
+from .state import app_engines, get_state, sqlite_file
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from .holder import LockHolder
@@ -254,14 +254,6 @@ def current_holder(connection: t.Any, version_table: str = "alembic_version",
         return _mysql_holder(connection, mysql_name)
     except sa.exc.DBAPIError:
         return None
-
-
-def sqlite_file(url: t.Any) -> str | None:
-    """The file of a SQLite URL, or ``None`` for an in-memory database."""
-    path = url.database
-    if not path or path == ":memory:" or path.startswith("file:"):
-        return None
-    return path
 
 
 # -- lock backends ---------------------------------------------------------------------

@@ -55,6 +55,21 @@ def app_engines(app: t.Any, db: t.Any) -> dict[str, t.Any]:
     return found
 
 
+def sqlite_file(url: t.Any) -> str | None:
+    """The file of a SQLite database.
+
+    :param url: a SQLAlchemy URL.
+    :returns: its ``database`` part; ``None`` for another backend, an in-memory
+        database or a ``file:`` URI (whose options SQLite reads itself).
+    """
+    if url.get_backend_name() != "sqlite":
+        return None
+    path = url.database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return path
+
+
 def configured_urls(config: t.Mapping[str, t.Any]) -> list[tuple[str | None, t.Any]]:
     """``(bind key, URL as configured)`` for the default database and every bind.
 

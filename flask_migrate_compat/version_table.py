@@ -21,7 +21,7 @@ import typing as t
 from flask import current_app
 
 from .errors import MigrateError, describe_database, sqlite_folder_missing_message
-from .state import app_engines, get_state
+from .state import app_engines, get_state, sqlite_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,8 +75,7 @@ def connect(table: VersionTable) -> t.Any:
     import sqlalchemy as sa
 
     url = table.engine.url
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
-            and not url.database.startswith("file:"):
+    if sqlite_file(url) is not None:
         path = os.path.abspath(url.database)
         if not os.path.exists(path):
             if not os.path.isdir(os.path.dirname(path)):
