@@ -164,10 +164,11 @@ def run_script(script: str, args: t.Sequence[str],
         that reads the script's globals afterwards.
     :raises SystemExit: whatever the script exits with (``manager.run()`` always exits).
     """
-    from . import _flask_script_compat, errors
+    from . import _flask_script_compat
 
+    # Also installs errors.install_startup_hook: a failure while the script builds
+    # its application is one line.
     _flask_script_compat.apply()
-    errors.install_startup_hook()
     path = os.path.abspath(script)
     with open(path, "rb") as f:
         code = compile(f.read(), path, "exec")
