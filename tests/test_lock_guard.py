@@ -25,6 +25,28 @@ from flask_migrate_compat.lock import command_guard, guard
 BACKENDS = ["sqlite", "postgresql", "mysql"]
 WAITING = "Waiting for the migration lock on the "
 
+#: The longest any test here may wait for a lock.
+BOUND = 10
+
+
+@pytest.fixture(autouse=True)
+def bounded():
+    """No test here waits without bound: guards without a timeout are taken here, so a
+    lock that is never released, or a timeout setting that is ignored, would otherwise
+    wait for ever. SIGALRM (main thread: the tests' own) ends the wait with an error
+    after :data:`BOUND` seconds."""
+    def expire(signum, frame):
+        raise TimeoutError(f"still waiting after {BOUND} s: a lock was not released, "
+                           "or a timeout was not applied")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, BOUND)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
 
 def described(database) -> str:
     url = sa.make_url(database.url)
@@ -106,12 +128,19 @@ def test_in_memory_sqlite_takes_no_lock(tmp_path, monkeypatch):
 @pytest.mark.parametrize("kind", BACKENDS)
 def test_guard_releases_on_every_way_out(make_database, kind):
     database = make_database(kind)
-    engines = {"": database.engine()}
+    # The application's engine keeps its connections in a pool, as Flask-SQLAlchemy's
+    # do: a lock left on a pooled connection stays held after the guard. Whether it is
+    # free is asked by another session (a NullPool engine), as another process would.
+    pooled = sa.create_engine(database.url)
+    engines, elsewhere = {"": pooled}, {"": database.engine()}
     for error in (RuntimeError, KeyboardInterrupt):
         with pytest.raises(error):
             with guard(engines):
                 raise error("out")
-        assert enters_at_once(engines), error
+        assert enters_at_once(elsewhere), error
+    with guard(engines):
+        pass
+    assert enters_at_once(elsewhere)
 
     # SIGTERM while the guard is held: Terminated (a KeyboardInterrupt), the lock
     # released, the process's own SIGTERM handler back in place.
@@ -123,7 +152,8 @@ def test_guard_releases_on_every_way_out(make_database, kind):
             time.sleep(5)
     assert isinstance(caught.value, KeyboardInterrupt)
     assert signal.getsignal(signal.SIGTERM) is before
-    assert enters_at_once(engines)
+    assert enters_at_once(elsewhere)
+    pooled.dispose()
 
 
 def test_guard_waits_until_the_holder_lets_go(make_database):

@@ -16,7 +16,7 @@ from conftest import assert_one_error, error_lines, shows_password
 from test_failures import HEADER, write_chain
 
 from flask_migrate_compat.errors import (
-    describe_database, error_message, redact, unencoded_password,
+    Terminated, describe_database, error_message, exit_code, redact, unencoded_password,
 )
 
 # -- the redaction itself ---------------------------------------------------------------
@@ -85,6 +85,25 @@ def test_connection_error_names_the_database_without_garbling():
         "cannot connect to the postgresql database 'shop' on 127.0.0.1:1: ")
     assert "***ql" not in line
     assert describe_database(engine.url) == "postgresql database 'shop' on 127.0.0.1:1"
+
+
+def test_other_errors_are_one_redacted_line_naming_where():
+    """An error of a revision script, an env.py or a bug: its type, its text with the
+    application's passwords removed and its lines joined, and where it was raised."""
+    try:
+        raise RuntimeError("login as bob with Tr1cky-pw failed\n  retry with Tr1cky-pw")
+    except RuntimeError as exc:
+        caught, line = exc, exc.__traceback__.tb_lineno
+    assert error_message(caught, passwords=["Tr1cky-pw"]) == (
+        f"RuntimeError: login as bob with *** failed retry with *** ({__file__}, line {line})")
+    # A syntax error: its message, and the file and line it names.
+    broken = SyntaxError("invalid syntax", ("/srv/migrations/versions/r1.py", 3, 5, "def (:"))
+    assert error_message(broken) == \
+        "SyntaxError: invalid syntax (/srv/migrations/versions/r1.py, line 3)"
+    # Interruptions outside any revision: the signal, and the shell's exit codes.
+    assert error_message(KeyboardInterrupt()) == "interrupted (Ctrl-C)"
+    assert error_message(Terminated("terminated by signal 15")) == "interrupted (SIGTERM)"
+    assert [exit_code(e) for e in (KeyboardInterrupt(), Terminated(), caught)] == [130, 143, 1]
 
 
 # -- raw error texts holding the password, on real servers -------------------------------
@@ -182,7 +201,9 @@ def test_raw_error_texts_never_show_the_password(password_url, make_project, fro
     env_py.write_text(LEAKY_ENV_PY + original)
     proc = run("db", "current", check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
-    warning, line = error_lines(proc.stderr)
+    lines = error_lines(proc.stderr)
+    assert len(lines) == 2, proc.stderr  # the warning and the error, one line each
+    warning, line = lines
     assert warning.startswith(f"Warning: env.py warns about {backend}+"), warning
     assert warning.endswith("with password ***") and ":***@" in warning, warning
     assert line.startswith("Error: ValueError: env.py refuses "), line
