@@ -130,8 +130,6 @@ def _pg_holder(connection: t.Any, version_table: str, schema: str | None) -> Loc
     ``state_change`` is when it got the lock."""
     import sqlalchemy as sa
 
-    from .holder import LockHolder
-
     rows = connection.execute(sa.text(_PG_ADVISORY_LOCKS)).all()
     if not rows:
         return None
@@ -141,6 +139,8 @@ def _pg_holder(connection: t.Any, version_table: str, schema: str | None) -> Loc
         if (high, low) != wanted:
             continue
         since = state_change if query and "pg_try_advisory_lock" in query else backend_start
+        from .holder import LockHolder  # only when there is one: see holder.py
+
         return LockHolder(
             name=redact(name) if name else None, pid=pid,
             # NULL client_addr: a Unix socket; NULL query too: not ours to see.
@@ -153,8 +153,6 @@ def _pg_holder(connection: t.Any, version_table: str, schema: str | None) -> Loc
 def _mysql_holder(connection: t.Any, mysql_name: str) -> LockHolder | None:
     """Who holds a MySQL/MariaDB named lock: ``IS_USED_LOCK`` and the process list."""
     import sqlalchemy as sa
-
-    from .holder import LockHolder
 
     holder_id = connection.execute(sa.text("SELECT IS_USED_LOCK(:n)"),
                                    {"n": mysql_name}).scalar()
@@ -170,6 +168,8 @@ def _mysql_holder(connection: t.Any, mysql_name: str) -> LockHolder | None:
         client = row[0]
         if row[2] == "Sleep" and row[1] is not None:
             since = datetime.datetime.now().astimezone() - datetime.timedelta(seconds=row[1])
+    from .holder import LockHolder  # only when there is one: see holder.py
+
     return LockHolder(connection_id=int(holder_id), client=client, since=since)
 
 
@@ -198,8 +198,6 @@ def sqlite_lock_holder(lock_path: str) -> LockHolder | None:
     import json
     import socket
 
-    from .holder import LockHolder
-
     try:
         with open(lock_path + HOLDER_SUFFIX, encoding="utf-8") as f:
             record = json.load(f)
@@ -213,6 +211,8 @@ def sqlite_lock_holder(lock_path: str) -> LockHolder | None:
             return None
         except OSError:
             pass  # alive, but another user's
+    from .holder import LockHolder  # only now: see holder.py
+
     since = record.get("since")
     return LockHolder(
         name=str(record.get("name") or "") or None, pid=pid,

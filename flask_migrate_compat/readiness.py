@@ -28,10 +28,14 @@ import typing as t
 
 from . import core, legacy
 from .errors import MigrateError, error_message, list_revisions, unknown_revision_message
-from .holder import LockHolder
 from .lock import current_holder
 from .state import app_engines, error_context, get_state
 from .version_table import VersionTable, connect, read_heads, version_tables
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    # Only for annotations: holder.py is loaded when a holder is found (see its
+    # docstring), which a status check of an unlocked database never pays for.
+    from .holder import LockHolder
 
 __all__ = ["AT_HEAD", "BLOCKED", "PENDING", "DatabaseStatus", "Revision", "Status",
            "status", "status_for"]

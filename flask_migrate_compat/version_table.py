@@ -14,7 +14,6 @@ database at base).
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import typing as t
 
@@ -24,20 +23,28 @@ from .errors import MigrateError, describe_database, sqlite_folder_missing_messa
 from .state import app_engines, get_state, sqlite_file
 
 
-@dataclasses.dataclass(frozen=True)
 class VersionTable:
     """Where one database keeps its version table.
 
-    :ivar bind: the bind name (``""`` for the default database).
-    :ivar engine: the application's :class:`~sqlalchemy.engine.Engine` for it.
-    :ivar name: the version table's name.
-    :ivar schema: its schema, or ``None``.
+    A plain class rather than a dataclass: ``db status`` imports it on every run, and
+    creating a frozen dataclass (its generated methods compiled at import) costs more
+    than the rest of this module.
+
+    :param bind: the bind name (``""`` for the default database).
+    :param engine: the application's :class:`~sqlalchemy.engine.Engine` for it.
+    :param name: the version table's name.
+    :param schema: its schema, or ``None``.
     """
 
-    bind: str
-    engine: t.Any
-    name: str = "alembic_version"
-    schema: str | None = None
+    __slots__ = ("bind", "engine", "name", "schema")
+
+    def __init__(self, bind: str, engine: t.Any, name: str = "alembic_version",
+                 schema: str | None = None) -> None:
+        self.bind, self.engine, self.name, self.schema = bind, engine, name, schema
+
+    def __repr__(self) -> str:
+        return (f"VersionTable(bind={self.bind!r}, name={self.name!r}, "
+                f"schema={self.schema!r}, database={self.database!r})")
 
     @property
     def database(self) -> str:
