@@ -43,13 +43,14 @@ SQLITE_OVERRIDE_OPTION = "--use-new-sqlite-path"
 
 
 def _caller_line() -> str:
-    """``"<file>, line <n>"`` of the nearest frame outside this module (the line of
-    env.py or of a revision script that used a legacy spelling)."""
+    """``"<file>, line <n>"`` of the nearest frame outside this module and Alembic
+    (the line of env.py or of a revision script that used a legacy spelling)."""
     frame = sys._getframe(1)
     here = os.path.normcase(os.path.abspath(__file__))
     while frame is not None:
         filename = frame.f_code.co_filename
-        if os.path.normcase(os.path.abspath(filename)) != here:
+        if os.path.normcase(os.path.abspath(filename)) != here and not str(
+                frame.f_globals.get("__name__", "")).startswith("alembic."):
             return f"{filename}, line {frame.f_lineno}"
         frame = frame.f_back
     return "<unknown>"
@@ -358,17 +359,33 @@ def engine_url_option(value: t.Any) -> t.Any:
     * ``str(engine.url)`` of one of the application's engines (Flask-Migrate
       2.5-2.7), in which SQLAlchemy 2.0 masks the password as ``***``.
 
+    * ``None``: what ``app.config.get('SQLALCHEMY_DATABASE_URI')`` gives (Flask-Migrate
+      1.x-2.4) when the application changed its config after ``db.init_app(app)``:
+      the default engine, made from the URL ``init_app`` saw, is still the database the
+      application uses. With no default engine either, a :class:`MigrateError` says
+      the setting is missing (configparser would fail with "option values must be
+      strings").
+
     This is the only place the password is put back: ``db.engine.url`` itself stays
     masked, so an env.py that logs it shows ``***``. Anything else is returned
     unchanged.
 
     :param value: what env.py passed to ``set_main_option``/``set_section_option``.
     :returns: the string to store, or ``value``.
+    :raises MigrateError: ``value`` is ``None`` and there is no default engine.
     """
-    if not has_app_context() or not isinstance(value, str):
+    if not has_app_context() or not (value is None or isinstance(value, str)):
         return value
     state = current_app.extensions.get("migrate")
     engines = getattr(unwrap(getattr(state, "db", None)), "engines", None)
+    if value is None:
+        if engines is not None and engines.get(None) is not None:
+            return _config_url(engines[None].url)
+        raise MigrateError(
+            f"{_caller_line()}: env.py sets Alembic's sqlalchemy.url from "
+            "SQLALCHEMY_DATABASE_URI, which is not set: set it in the application's "
+            "config before db.init_app(app)"
+        )
     if engines is None:
         return value
     for key, configured in configured_urls(current_app.config):

@@ -268,3 +268,33 @@ def test_revision_file_warnings_name_file_and_line(make_project, sqlite_db):
     # where the string starts.
     assert f"({revision}, line 2)" in warning[0] or (
         sys.version_info < (3, 12) and f"({revision}, line 1)" in warning[0]), warning
+
+
+@pytest.mark.parametrize("front_end", ["flask", "manage", "runner"])
+def test_config_changed_after_init_app(front_end, make_project, sqlite_db):
+    """A 2.0-2.4 env.py reads SQLALCHEMY_DATABASE_URI from app.config, which the
+    application emptied after ``db.init_app`` (loading its config object late): the
+    migrations run on the database the application's engine uses."""
+    project = set_up(make_project, sqlite_db, "legacy_2_0_to_2_4",
+                     (FIXTURES / "legacy_2_0_to_2_4" / "migrations" / "env.py").read_text())
+    app = (project.path / "app.py").read_text()
+    late = "migrate = Migrate(app, db)\napp.config['SQLALCHEMY_DATABASE_URI'] = None\n"
+    for name in ("app.py", "legacy_app.py"):
+        text = (project.path / name).read_text()
+        project.write(name, text.replace("migrate = Migrate(app, db)\n", late, 1))
+    assert late in (project.path / "app.py").read_text(), app
+    db = front_ends(project)[front_end]
+    db("upgrade")
+    assert {"users", "posts"} <= sqlite_db.tables()
+    assert "(head)" in db("current").stdout
+
+
+def test_no_database_url_at_all_is_one_line(make_project, sqlite_db):
+    project = set_up(make_project, sqlite_db, "legacy_2_0_to_2_4",
+                     (FIXTURES / "legacy_2_0_to_2_4" / "migrations" / "env.py").read_text())
+    # A database only through a bind: no default engine for the legacy env.py.
+    project.write_app(models="", config=(
+        'app.config["SQLALCHEMY_BINDS"] = {"other": app.config.pop("SQLALCHEMY_DATABASE_URI")}\n'))
+    proc = project.flask("db", "upgrade", check=False)
+    assert_one_error(proc, "SQLALCHEMY_DATABASE_URI", "is not set", "env.py, line")
+    assert sqlite_db.tables() == set()
