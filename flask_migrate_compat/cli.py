@@ -208,11 +208,12 @@ def terminal_asker() -> t.Callable[[t.Any], t.Any] | None:
 
 
 def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
-    """Print each warning once as ``Warning: <message>`` (Python's own format takes
-    two lines: the message and the source line that raised it)."""
+    """Print each warning once as ``Warning: <message> (<file>, line <n>)``, the
+    place named when it is the project's own file (Python's own format takes two
+    lines: the message and the source line that raised it)."""
     seen = set()
     for warning in caught:
-        text = " ".join(str(warning.message).split())
+        text = errors.warning_text(warning.message, warning.filename, warning.lineno)
         if text not in seen:
             seen.add(text)
             click.echo(f"Warning: {core.redacted(text)}", err=True)

@@ -147,6 +147,7 @@ def _diagnose(directory: t.Any, x_arg: t.Any) -> Diagnosis:
             raise
         findings.append(Finding("revision files", False, str(exc)))
         findings.append(_env_py_finding(path))
+        findings.extend(_keyword_clash_findings(path))
         return Diagnosis(findings)
     result = status_for(config)
     findings.append(Finding("revision files", True,
@@ -154,6 +155,7 @@ def _diagnose(directory: t.Any, x_arg: t.Any) -> Diagnosis:
     diagnosis = Diagnosis(findings, status=result)
     findings.append(_heads_finding(result))
     findings.append(_env_py_finding(path))
+    findings.extend(_keyword_clash_findings(path))
     findings.append(_sqlite_path_finding())
     script = core._loaded_script(config)
     diagnosis.config = config
@@ -543,6 +545,24 @@ def _env_py_finding(directory: str) -> Finding:
              f"{directory}/env.py && rm -r {new} (review the difference first if you "
              "edited env.py)"),
     )
+
+
+def _keyword_clash_findings(directory: str) -> list[Finding]:
+    """env.py lines that name a key of ``configure_args`` beside a copy of it: every
+    command fails there (see :func:`.legacy.unresolved_clashes`)."""
+    keys = get_state().configure_args.keys()
+    env_py = os.path.join(directory, "env.py")
+    return [
+        Finding(
+            "env.py", False,
+            f"{env_py}, line {line} passes {key!r} to context.configure() by name and "
+            "again inside a copy of configure_args: every command fails there with "
+            "\"got multiple values for keyword argument\"",
+            fix="remove the named keyword, or unpack current_app.extensions['migrate']"
+                ".configure_args itself (then env.py's keyword wins)",
+        )
+        for line, key in legacy.unresolved_clashes(_read(directory, "env.py"), keys)
+    ]
 
 
 def _read(directory: str, name: str) -> str:

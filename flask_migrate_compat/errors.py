@@ -16,6 +16,7 @@ token of their own, never inside a longer word (with the password ``postgres``,
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
 import typing as t
@@ -287,7 +288,7 @@ def _known_error_text(exc: BaseException, engines: t.Mapping[str, t.Any],
     if malformed:
         # Any text about this database (ours or the driver's) would name its "host".
         return percent_encoding_message(setting_name(malformed[0]))
-    text = _revision_failure_text(exc, engines, foreign)
+    text = _revision_failure_text(exc, engines, foreign) or _keyword_clash_text(exc)
     if text is not None:
         return text
     sa_exc = sys.modules.get("sqlalchemy.exc")
@@ -308,6 +309,29 @@ def _known_error_text(exc: BaseException, engines: t.Mapping[str, t.Any],
         # own first line says what went wrong.
         return f"database error: {foreign(first_line(exc))}"
     return None
+
+
+def _keyword_clash_text(exc: BaseException) -> str | None:
+    """env.py naming a key of ``configure_args`` that it also unpacks from a copy of
+    that dict (``configure_args`` itself lets env.py's keyword win: see
+    :class:`.legacy.ConfigureArgs`). ``None`` for any other error."""
+    marker = "got multiple values for keyword argument '"
+    message = str(exc)
+    if not isinstance(exc, TypeError) or marker not in message:
+        return None
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None or os.path.basename(tb.tb_frame.f_code.co_filename) != "env.py":
+        return None
+    key = message.split(marker, 1)[1].split("'", 1)[0]
+    return (
+        f"{tb.tb_frame.f_code.co_filename}, line {tb.tb_lineno} passes {key!r} to "
+        "context.configure() by name and again inside a copy of configure_args, which "
+        "holds it since Flask-Migrate 3.0: remove the named keyword, or unpack "
+        "current_app.extensions['migrate'].configure_args itself (then env.py's "
+        "keyword wins)"
+    )
 
 
 def _revision_failure_text(exc: BaseException, engines: t.Mapping[str, t.Any],
@@ -411,6 +435,32 @@ def transactional_ddl(engine: t.Any) -> bool:
         return bool(DefaultImpl.get_by_dialect(engine.dialect).transactional_ddl)
     except Exception:  # noqa: BLE001 - unknown dialect: do not claim anything
         return True
+
+
+def warning_text(message: t.Any, filename: str | None, lineno: int | None) -> str:
+    """One line for a Python warning: its message, then where it was raised when that
+    is one of the project's files (env.py, a revision file, the application) rather
+    than a library's, the way error lines name theirs.
+
+    :param message: the warning (or its message).
+    :param filename: the file the warning names (``WarningMessage.filename``).
+    :param lineno: its line there.
+    :returns: the text, whitespace collapsed to single spaces.
+    """
+    text = " ".join(str(message).split())
+    if filename and lineno and os.path.isfile(filename) and not _library_file(filename):
+        text += f" ({filename}, line {lineno})"
+    return text
+
+
+def _library_file(path: str) -> bool:
+    import sysconfig
+
+    roots = {sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib",
+                                                   "platlib")}
+    roots.add(os.path.dirname(os.path.abspath(__file__)))  # this package's own warnings
+    real = os.path.realpath(path)
+    return any(real.startswith(os.path.realpath(root) + os.sep) for root in roots if root)
 
 
 def _where(exc: BaseException) -> str:

@@ -42,7 +42,8 @@ class _MigrateConfig:
         self.migrate = migrate
         self.db = legacy.wrap_db(db)  # old env.py spellings; see legacy.LegacyDB
         self.directory = migrate.directory
-        self.configure_args = configure_args
+        # A dict that lets env.py's own keywords win (see legacy.ConfigureArgs).
+        self.configure_args = legacy.ConfigureArgs(configure_args)
 
     @property
     def metadata(self) -> t.Any:

@@ -24,6 +24,8 @@ reads to connect; nothing here prints them.
 """
 from __future__ import annotations
 
+import functools
+import opcode
 import os
 import sys
 import typing as t
@@ -41,13 +43,14 @@ SQLITE_OVERRIDE_OPTION = "--use-new-sqlite-path"
 
 
 def _caller_line() -> str:
-    """``"<file>, line <n>"`` of the nearest frame outside this module (the line of
-    env.py or of a revision script that used a legacy spelling)."""
+    """``"<file>, line <n>"`` of the nearest frame outside this module and Alembic
+    (the line of env.py or of a revision script that used a legacy spelling)."""
     frame = sys._getframe(1)
     here = os.path.normcase(os.path.abspath(__file__))
     while frame is not None:
         filename = frame.f_code.co_filename
-        if os.path.normcase(os.path.abspath(filename)) != here:
+        if os.path.normcase(os.path.abspath(filename)) != here and not str(
+                frame.f_globals.get("__name__", "")).startswith("alembic."):
             return f"{filename}, line {frame.f_lineno}"
         frame = frame.f_back
     return "<unknown>"
@@ -203,6 +206,141 @@ def unwrap(db: t.Any) -> t.Any:
     return db
 
 
+# -- configure_args -----------------------------------------------------------------------
+
+
+class ConfigureArgs(dict):
+    """What env.py reads as ``current_app.extensions['migrate'].configure_args``: the
+    keyword arguments for Alembic's ``context.configure``.
+
+    A plain dict everywhere but one place. Flask-Migrate 2.x stored only the keywords
+    given to ``Migrate(...)`` here, so projects edited their env.py to pass
+    ``compare_type=True`` (or ``include_object=...``, ``on_version_apply=...``)
+    explicitly beside ``**configure_args``. Since Flask-Migrate 3.0 (and here) the
+    dict always holds ``compare_type`` and ``render_as_batch``, and such a call fails
+    before Alembic sees it: ``TypeError: configure() got multiple values for keyword
+    argument 'compare_type'``. So when this dict is unpacked with ``**`` into a call
+    that names some of its keys itself, those keys are left out of the unpacking and
+    the call's own value wins, as it did under Flask-Migrate 2.x; every other key
+    (the defaults, the user's ``Migrate(...)`` keywords) still applies.
+
+    The call's own keywords are read from its source (env.py's, found through the
+    calling frame); a copy (``dict(configure_args)``) is an ordinary dict, which
+    :func:`unresolved_clashes` reports instead.
+    """
+
+    __slots__ = ()
+
+    def keys(self) -> t.Any:  # type: ignore[override]
+        """The keys, less those the calling ``f(key=..., **self)`` names itself."""
+        explicit = _explicit_keywords(sys._getframe(1))
+        if not explicit:
+            return dict.keys(self)
+        return [key for key in dict.keys(self) if key not in explicit]
+
+    def __iter__(self) -> t.Iterator[str]:
+        # Defined so that CPython's ``**`` unpacking takes its generic path, which
+        # calls keys(): for a dict subclass that keeps dict's own iterator it copies
+        # the entries directly (checked on CPython 3.9-3.13).
+        return dict.__iter__(self)
+
+
+#: The opcode that merges a ``**mapping`` into a call's keyword arguments (3.9+).
+_DICT_MERGE = opcode.opmap["DICT_MERGE"]
+
+
+def _explicit_keywords(frame: t.Any) -> frozenset[str]:
+    """The keyword names of the call whose ``**`` unpacking ``frame`` is executing;
+    empty when it is doing anything else."""
+    code = frame.f_code
+    if frame.f_lasti < 0 or code.co_code[frame.f_lasti] != _DICT_MERGE:
+        return frozenset()
+    line = frame.f_lineno
+    best: tuple[int, int, frozenset[str]] | None = None
+    for start, end, names in _unpacking_calls(code.co_filename):
+        # The merge runs on the call's first line: take the innermost call around it.
+        if start <= line <= end and (best is None or (start, -end) > best[:2]):
+            best = (start, -end, names)
+    return best[2] if best else frozenset()
+
+
+def _unpacking_calls(filename: str) -> list[tuple[int, int, frozenset[str]]]:
+    """``(first line, last line, explicit keyword names)`` of each call in a source
+    file that unpacks a ``**`` mapping and also names keywords itself."""
+    try:
+        stat = os.stat(filename)
+    except OSError:
+        return []
+    return _parse_unpacking_calls(filename, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_unpacking_calls(filename: str, mtime_ns: int,
+                           size: int) -> list[tuple[int, int, frozenset[str]]]:
+    import ast  # only an env.py that unpacks configure_args beside keywords gets here
+
+    try:
+        with open(filename, "rb") as f:
+            tree = ast.parse(f.read(), filename)
+    except (OSError, SyntaxError, ValueError):
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and any(kw.arg is None for kw in node.keywords):
+            names = frozenset(kw.arg for kw in node.keywords if kw.arg is not None)
+            if names:
+                found.append((node.lineno, node.end_lineno or node.lineno, names))
+    return found
+
+
+def unresolved_clashes(source: str, keys: t.Iterable[str]) -> list[tuple[int, str]]:
+    """Where env.py passes a key of ``configure_args`` both explicitly and inside a
+    COPY of ``configure_args`` (``dict(...)``, ``{**...}``, ``.copy()``): the one
+    shape :class:`ConfigureArgs` cannot resolve, which fails with "got multiple
+    values for keyword argument".
+
+    :param source: env.py's text.
+    :param keys: the keys ``configure_args`` holds.
+    :returns: ``(line of the named keyword, key)`` for each clash, in line order;
+        empty when the source does not parse.
+    """
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    keys = set(keys)
+
+    def mentions(node: t.Any) -> bool:
+        return any(isinstance(sub, ast.Attribute) and sub.attr == "configure_args"
+                   for sub in ast.walk(node))
+
+    def is_the_dict(node: t.Any) -> bool:
+        return isinstance(node, ast.Attribute) and node.attr == "configure_args"
+
+    # Names bound to a copy (or anything derived) rather than to the dict itself.
+    copies = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and mentions(node.value) \
+                and not is_the_dict(node.value):
+            copies.update(target.id for target in node.targets
+                          if isinstance(target, ast.Name))
+    clashes = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        named = [kw for kw in node.keywords if kw.arg in keys]
+        for kw in node.keywords:
+            value = kw.value
+            copied = (isinstance(value, ast.Name) and value.id in copies) or (
+                not isinstance(value, ast.Name) and mentions(value)
+                and not is_the_dict(value))
+            if kw.arg is None and copied:
+                clashes.extend((getattr(k, "lineno", node.lineno), k.arg) for k in named)
+    return sorted(set(clashes))
+
+
 # -- the Alembic config ------------------------------------------------------------------
 
 
@@ -221,17 +359,33 @@ def engine_url_option(value: t.Any) -> t.Any:
     * ``str(engine.url)`` of one of the application's engines (Flask-Migrate
       2.5-2.7), in which SQLAlchemy 2.0 masks the password as ``***``.
 
+    * ``None``: what ``app.config.get('SQLALCHEMY_DATABASE_URI')`` gives (Flask-Migrate
+      1.x-2.4) when the application changed its config after ``db.init_app(app)``:
+      the default engine, made from the URL ``init_app`` saw, is still the database the
+      application uses. With no default engine either, a :class:`MigrateError` says
+      the setting is missing (configparser would fail with "option values must be
+      strings").
+
     This is the only place the password is put back: ``db.engine.url`` itself stays
     masked, so an env.py that logs it shows ``***``. Anything else is returned
     unchanged.
 
     :param value: what env.py passed to ``set_main_option``/``set_section_option``.
     :returns: the string to store, or ``value``.
+    :raises MigrateError: ``value`` is ``None`` and there is no default engine.
     """
-    if not has_app_context() or not isinstance(value, str):
+    if not has_app_context() or not (value is None or isinstance(value, str)):
         return value
     state = current_app.extensions.get("migrate")
     engines = getattr(unwrap(getattr(state, "db", None)), "engines", None)
+    if value is None:
+        if engines is not None and engines.get(None) is not None:
+            return _config_url(engines[None].url)
+        raise MigrateError(
+            f"{_caller_line()}: env.py sets Alembic's sqlalchemy.url from "
+            "SQLALCHEMY_DATABASE_URI, which is not set: set it in the application's "
+            "config before db.init_app(app)"
+        )
     if engines is None:
         return value
     for key, configured in configured_urls(current_app.config):

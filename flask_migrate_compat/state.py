@@ -42,12 +42,13 @@ def app_engines(app: t.Any, db: t.Any) -> dict[str, t.Any]:
     :param db: its Flask-SQLAlchemy extension (``db.engines`` in 3.x, or
         ``db.get_engine(app, bind)`` in 2.x), or a view of it.
     :returns: ``{name: Engine}``, the default database first under ``""`` (the name
-        the multidb template gives it), then each key of ``SQLALCHEMY_BINDS``.
+        the multidb template gives it; absent when only binds are configured, which
+        Flask-SQLAlchemy 3 allows), then each key of ``SQLALCHEMY_BINDS``.
     """
     binds = list(app.config.get("SQLALCHEMY_BINDS") or {})
     engines = getattr(db, "engines", None)
     if engines is not None:
-        found = {"": engines[None]}
+        found = {"": engines[None]} if None in engines else {}
         found.update((name, engines[name]) for name in binds)
         return found
     found = {"": db.get_engine(app)}
