@@ -276,7 +276,7 @@ def modernize_files(paths: t.Iterable[str], write: bool = False,
         except OSError as exc:
             result.problem = f"cannot read: {exc.strerror or exc}"
             continue
-        if not _TRIGGERS.search(source.decode("utf-8", "replace")):
+        if not _worth_parsing(source):
             continue
         try:
             new, result.findings = rewrite_source(source, path)
@@ -298,6 +298,37 @@ def modernize_files(paths: t.Iterable[str], write: bool = False,
                 f.write(new)
             result.written = True
     return Modernization(results, write=write)
+
+
+def _worth_parsing(source: bytes) -> bool:
+    """Whether a file may hold an idiom: a cheap test (the standard library's parser,
+    ~20 times faster than LibCST with positions) that lets most revision files
+    (``op.*`` calls only) skip the rewriter. A file ``ast`` cannot parse is worth
+    it: LibCST then says what is wrong."""
+    import ast
+
+    if not _TRIGGERS.search(source.decode("utf-8", "replace")):
+        return False
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return True
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        if name == "execute" and not (isinstance(func, ast.Attribute) and isinstance(
+                func.value, ast.Name) and func.value.id == "op"):
+            return True
+        if name == "MetaData" and (node.args or node.keywords):
+            return True
+        if any(keyword.arg == "autoload" for keyword in node.keywords):
+            return True
+        if name in ("select", "case") and node.args and isinstance(
+                node.args[0], (ast.List, ast.ListComp)):
+            return True
+    return False
 
 
 def files_needing_modernization(paths: t.Iterable[str]) -> tuple[int, int]:
@@ -810,17 +841,21 @@ def _build_rewriter_class() -> type:  # noqa: C901 - one visitor, one idiom per 
             if len(params_kw) == 1 and params_kw[0].star == "**":
                 params_value = params_kw[0].value
             else:
+                # One entry per keyword, each followed by what followed the keyword
+                # (a keyword per line stays an entry per line).
                 elements = []
-                for a in params_kw:
+                for i, a in enumerate(params_kw):
+                    comma = a.comma if i < len(params_kw) - 1 else cst.MaybeSentinel.DEFAULT
                     if a.star == "**":
-                        elements.append(cst.StarredDictElement(value=a.value))
+                        elements.append(cst.StarredDictElement(value=a.value, comma=comma))
                     else:
                         elements.append(cst.DictElement(
-                            key=cst.SimpleString(repr(a.keyword.value).replace("'", '"')),
-                            value=a.value))
+                            key=cst.SimpleString(f'"{a.keyword.value}"'), value=a.value,
+                            comma=comma))
                 params_value = cst.Dict(elements=elements)
             kept = [a for a in args[1:] if a not in params_kw]
-            params_arg = cst.Arg(value=params_value, comma=params_kw[-1].comma)
+            params_arg = cst.Arg(value=params_value, comma=params_kw[-1].comma,
+                                 whitespace_after_arg=params_kw[-1].whitespace_after_arg)
             first = args[0]
             if kept:
                 return updated.with_changes(args=[first, params_arg, *kept])
