@@ -83,6 +83,34 @@ def test_sql_held_by_a_name_and_built_at_run_time():
     assert keys(findings) == [("execute-string", False)] * 2
 
 
+def test_shapes_met_in_real_histories():
+    """Written in our words after what real revision histories do: a connection
+    under any name, SQL in parentheses split over several literals, a SQL template
+    held by a name and filled with .format() at the call, a result unpacked in a
+    for loop."""
+    body, findings = rewrite('''\
+        def upgrade():
+            prefill_connection = op.get_bind()
+            for key, value in prefill_connection.execute(
+                    'SELECT key, value FROM settings WHERE value IS NOT NULL'
+            ):
+                print(key, value)
+            template = \'\'\'
+                UPDATE {} SET size = 0 WHERE owner IN ({})
+            \'\'\'
+            prefill_connection.execute(template.format('boxes', "'a','b'"))
+            prefill_connection.execute(("DELETE FROM rates "
+                                        "WHERE rate = 1.5"))
+        ''')
+    assert ("prefill_connection.execute(\n"
+            "            sa.text('SELECT key, value FROM settings WHERE value IS NOT NULL')\n"
+            "    ):") in body
+    assert "prefill_connection.execute(sa.text(template.format('boxes', \"'a','b'\")))" in body
+    assert 'prefill_connection.execute(sa.text(("DELETE FROM rates "\n' in body
+    assert '"WHERE rate = 1.5")))\n' in body
+    assert keys(findings) == [("execute-string", False)] * 3
+
+
 def test_left_alone_op_execute_dbapi_connections_and_text():
     source = '''\
         import sqlite3
