@@ -313,11 +313,15 @@ def _worth_parsing(source: bytes) -> bool:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
         return True
+    # select/case imported under another name (from sqlalchemy import select as sel).
+    aliases = {alias.asname: alias.name for node in ast.walk(tree)
+               if isinstance(node, ast.ImportFrom) for alias in node.names if alias.asname}
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        name = aliases.get(name, name)
         if name == "execute" and not (isinstance(func, ast.Attribute) and isinstance(
                 func.value, ast.Name) and func.value.id == "op"):
             return True
@@ -509,7 +513,7 @@ def _build_rewriter_class() -> type:  # noqa: C901 - one visitor, one idiom per 
             self.needs_sa_import = False
             self.names: set[str] = set()
             self.statement_calls: set[int] = set()
-            self.sa_names: set[str] = set()
+            self.sa_names: dict[str, str] = {}  # name in the file -> sqlalchemy's
 
         # -- bookkeeping ----------------------------------------------------------
 
@@ -527,8 +531,8 @@ def _build_rewriter_class() -> type:  # noqa: C901 - one visitor, one idiom per 
                             and (dotted(small.module) or "").startswith("sqlalchemy") \
                             and not isinstance(small.names, cst.ImportStar):
                         for alias in small.names:
-                            self.sa_names.add(alias.asname.name.value if alias.asname
-                                              else alias.name.value)
+                            self.sa_names[alias.asname.name.value if alias.asname
+                                          else alias.name.value] = alias.name.value
                             if alias.name.value == "text":
                                 self.text_name = (alias.asname.name.value
                                                   if alias.asname else "text")
@@ -727,6 +731,8 @@ def _build_rewriter_class() -> type:  # noqa: C901 - one visitor, one idiom per 
         def leave_Call(self, original: t.Any, updated: t.Any) -> t.Any:
             name = callee_name(original)
             func = original.func
+            if isinstance(func, cst.Name):
+                name = self.sa_names.get(name, name)
             receiver = func.value if isinstance(func, cst.Attribute) else None
             if name == "execute" and receiver is not None:
                 receiver_kind = self.kind(receiver)
@@ -938,7 +944,7 @@ def _build_rewriter_class() -> type:  # noqa: C901 - one visitor, one idiom per 
                 if head not in ("sa", "sqlalchemy", "db", self.sa_alias) \
                         and not base.endswith(("sql", "expression")):
                     return updated
-            elif not isinstance(func, cst.Name) or func.value not in self.sa_names:
+            elif not isinstance(func, cst.Name) or self.sa_names.get(func.value) != name:
                 return updated
             if not original.args or original.args[0].keyword is not None \
                     or not isinstance(original.args[0].value, (cst.List, cst.ListComp)):

@@ -238,6 +238,22 @@ def test_select_and_case_lists():
     assert all(not f.todo for f in findings) and len(findings) == 6
 
 
+def test_select_imported_under_another_name():
+    source = textwrap.dedent('''\
+        from sqlalchemy.sql.expression import (
+            and_,
+            select as sql_select,
+        )
+
+
+        def upgrade():
+            q = sql_select([t.c.id]).where(and_(t.c.id > 1))
+        ''')
+    new, findings = rewrite_source(source)
+    assert "q = sql_select(t.c.id).where(and_(t.c.id > 1))" in new.decode()
+    assert keys(findings) == [("select-list", False)]
+
+
 def test_select_with_more_than_a_where_clause_is_todo_and_others_untouched():
     body, findings = rewrite('''\
         import select as select_module
