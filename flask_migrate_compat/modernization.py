@@ -330,7 +330,7 @@ def _worth_parsing(source: bytes) -> bool:
         if any(keyword.arg == "autoload" for keyword in node.keywords):
             return True
         if name in ("select", "case") and node.args and isinstance(
-                node.args[0], (ast.List, ast.ListComp)):
+                node.args[0], (ast.List, ast.ListComp, ast.Tuple)):
             return True
     return False
 
@@ -493,6 +493,11 @@ def _build_rewriter_class() -> type:  # noqa: C901 - one visitor, one idiom per 
             return node.with_changes(left=map_string(node.left, change),
                                      right=map_string(node.right, change))
         return node
+
+    def has_comment(node: t.Any) -> bool:
+        if not isinstance(node, cst.CSTNode):
+            return False
+        return "#" in cst.Module(body=[]).code_for_node(node)
 
     def no_comma(arg: t.Any) -> t.Any:
         return arg.with_changes(comma=cst.MaybeSentinel.DEFAULT)
@@ -946,8 +951,14 @@ def _build_rewriter_class() -> type:  # noqa: C901 - one visitor, one idiom per 
                     return updated
             elif not isinstance(func, cst.Name) or self.sa_names.get(func.value) != name:
                 return updated
-            if not original.args or original.args[0].keyword is not None \
-                    or not isinstance(original.args[0].value, (cst.List, cst.ListComp)):
+            if not original.args or original.args[0].keyword is not None:
+                return updated
+            given = original.args[0].value
+            # case(((cond, value), ...)): the whens as a tuple of tuples, which 1.x also
+            # took; a single SQLAlchemy 2 when, case((cond, value)), is not one.
+            whens_tuple = name == "case" and isinstance(given, cst.Tuple) and bool(
+                given.elements) and all(isinstance(e.value, cst.Tuple) for e in given.elements)
+            if not (isinstance(given, (cst.List, cst.ListComp)) or whens_tuple):
                 return updated
             key = "select-list" if name == "select" else "case-list"
             first = updated.args[0]
@@ -971,13 +982,34 @@ def _build_rewriter_class() -> type:  # noqa: C901 - one visitor, one idiom per 
                 new_args = [cst.Arg(value=e.value, comma=e.comma) for e in listed.elements]
                 # Keep the list's layout: what followed "[" follows "(", and what
                 # preceded "]" precedes ")".
-                call_changes["whitespace_before_args"] = listed.lbracket.whitespace_after
+                if isinstance(listed, cst.List):
+                    opening, closing = listed.lbracket, listed.rbracket
+                else:
+                    opening, closing = listed.lpar[0], listed.rpar[-1]
+                call_changes["whitespace_before_args"] = opening.whitespace_after
                 if new_args:
                     new_args[-1] = new_args[-1].with_changes(
-                        whitespace_after_arg=listed.rbracket.whitespace_before)
+                        whitespace_after_arg=closing.whitespace_before)
+                    if isinstance(listed, cst.Tuple) and len(new_args) == 1 \
+                            and not rest:  # (w,) -> w: no comma left alone
+                        new_args[-1] = new_args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+            # What the rewrite drops: the comma after the list (and for select, the
+            # where clause's own); never a comment.
+            dropped = [first.comma, first.whitespace_after_arg]
+            if name == "select":
+                dropped += [node for a in rest[:1] for node in (a.comma, a.whitespace_after_arg)]
+            if name == "case" and rest and new_args:
+                # The call goes on after the whens: the list's closing layout gives way
+                # to the comma that followed the list.
+                dropped = [new_args[-1].comma, new_args[-1].whitespace_after_arg]
+                new_args[-1] = new_args[-1].with_changes(
+                    comma=first.comma, whitespace_after_arg=first.whitespace_after_arg)
+            if any(has_comment(node) for node in dropped):
+                self.findings.pop()
+                self.found(original, key, "a comment stands where the rewrite would "
+                           "remove the list: rewrite it by hand")
+                return updated
             if name == "case":
-                if rest and new_args and not isinstance(new_args[-1].comma, cst.Comma):
-                    new_args[-1] = new_args[-1].with_changes(comma=first.comma)
                 return updated.with_changes(args=[*new_args, *rest], **call_changes)
             new_call = updated.with_changes(args=new_args, **call_changes)
             if rest:

@@ -238,6 +238,32 @@ def test_select_and_case_lists():
     assert all(not f.todo for f in findings) and len(findings) == 6
 
 
+def test_case_whens_as_a_tuple_of_tuples_keep_their_comments():
+    body, findings = rewrite('''\
+        def upgrade():
+            c = sa.case(
+                (
+                    # the first when
+                    (t.c.id == 1, "one"),
+                ),
+                # otherwise
+                else_="other",
+            )
+            d = sa.case((t.c.id == 2, "two"), else_="other")  # SQLAlchemy 2 already
+            e = sa.select([t.c.id], t.c.id > 1  # the where clause
+                          )
+        ''')
+    assert ("    c = sa.case(\n"
+            "            # the first when\n"
+            "            (t.c.id == 1, \"one\"),\n"
+            "        # otherwise\n"
+            "        else_=\"other\",\n"
+            "    )\n") in body
+    assert 'd = sa.case((t.c.id == 2, "two"), else_="other")' in body
+    assert keys(findings) == [("case-list", False), ("select-list", True)]
+    assert "a comment stands where the rewrite would remove the list" in findings[1].todo
+
+
 def test_select_imported_under_another_name():
     source = textwrap.dedent('''\
         from sqlalchemy.sql.expression import (
