@@ -61,6 +61,10 @@ IDIOMS: tuple[Idiom, ...] = (
     Idiom("engine-execute", "engine.execute(...)",
           "with engine.begin() as conn: conn.execute(...)",
           (("AttributeError", "'Engine' object has no attribute 'execute'"),)),
+    Idiom("execute-commit", 'op.execute("COMMIT"), then statements',
+          "with op.get_context().autocommit_block(): statements",
+          (("DBAPIError", "unsafe use of new value"),
+           ("DBAPIError", "cannot run inside a transaction block"))),
     Idiom("execute-string", 'conn.execute("SQL")', 'conn.execute(sa.text("SQL"))',
           (("ObjectNotExecutableError", "Not an executable object"),
            ("ArgumentError", "should be explicitly declared as text("))),
@@ -325,6 +329,9 @@ def _worth_parsing(source: bytes) -> bool:
         if name == "execute" and not (isinstance(func, ast.Attribute) and isinstance(
                 func.value, ast.Name) and func.value.id == "op"):
             return True
+        if name == "execute" and node.args and isinstance(node.args[0], ast.Constant) \
+                and _is_commit(node.args[0].value):
+            return True
         if name == "MetaData" and (node.args or node.keywords):
             return True
         if any(keyword.arg == "autoload" for keyword in node.keywords):
@@ -333,6 +340,12 @@ def _worth_parsing(source: bytes) -> bool:
                 node.args[0], (ast.List, ast.ListComp, ast.Tuple)):
             return True
     return False
+
+
+def _is_commit(value: t.Any) -> bool:
+    """Whether a SQL string is a bare COMMIT (the 1.x way out of the migration's
+    transaction, for statements PostgreSQL refuses inside one)."""
+    return isinstance(value, str) and value.strip().rstrip(";").strip().upper() == "COMMIT"
 
 
 def files_needing_modernization(paths: t.Iterable[str]) -> tuple[int, int]:
@@ -603,6 +616,9 @@ def _build_rewriter_class() -> type:  # noqa: C901 - one visitor, one idiom per 
             if name == "execute" and receiver_kind in ("bind", "session", "engine"):
                 return "result", None
             if name in ("fetchall", "fetchmany", "all") and receiver_kind == "result":
+                return "rows", None
+            if name in ("list", "tuple", "sorted", "reversed") and isinstance(node.func, cst.Name) \
+                    and len(node.args) == 1 and self.kind(node.args[0].value) in ("rows", "result"):
                 return "rows", None
             if name in ("fetchone", "first", "one", "one_or_none") \
                     and receiver_kind == "result":
@@ -1016,6 +1032,43 @@ def _build_rewriter_class() -> type:  # noqa: C901 - one visitor, one idiom per 
                 return cst.Call(func=cst.Attribute(value=new_call, attr=cst.Name("where")),
                                 args=[cst.Arg(value=rest[0].value)])
             return new_call
+
+        def commit_statement(self, statement: t.Any) -> bool:
+            """Whether a statement is ``op.execute("COMMIT")``."""
+            if not (isinstance(statement, cst.SimpleStatementLine)
+                    and len(statement.body) == 1 and isinstance(statement.body[0], cst.Expr)):
+                return False
+            call = statement.body[0].value
+            return (isinstance(call, cst.Call) and dotted(call.func) == "op.execute"
+                    and len(call.args) == 1 and is_string(call.args[0].value)
+                    and _is_commit(literal_text(call.args[0].value)))
+
+        def leave_IndentedBlock(self, original: t.Any, updated: t.Any) -> t.Any:
+            # op.execute("COMMIT") ended Alembic's transaction behind SQLAlchemy 1.x's
+            # back (psycopg2 then ran what followed outside any transaction: ALTER TYPE
+            # ... ADD VALUE and its use). SQLAlchemy 2 begins a new transaction at once;
+            # Alembic's autocommit_block() is the supported way to run them outside one.
+            body = list(updated.body)
+            for index, statement in enumerate(original.body):
+                if not self.commit_statement(statement):
+                    continue
+                rest = body[index + 1:]
+                if not rest:
+                    self.found(statement, "execute-commit",
+                               "nothing follows the COMMIT in this block: put what must "
+                               "run outside the transaction in "
+                               "'with op.get_context().autocommit_block():'")
+                    return updated
+                self.found(statement, "execute-commit")
+                block = cst.With(
+                    items=[cst.WithItem(item=cst.parse_expression(
+                        "op.get_context().autocommit_block()"))],
+                    body=cst.IndentedBlock(body=rest,
+                                           header=body[index].trailing_whitespace),
+                    leading_lines=body[index].leading_lines,
+                )
+                return updated.with_changes(body=[*body[:index], block])
+            return updated
 
         def leave_Subscript(self, original: t.Any, updated: t.Any) -> t.Any:
             if self.kind(original.value) != "row" or len(original.slice) != 1:

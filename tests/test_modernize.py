@@ -264,6 +264,26 @@ def test_case_whens_as_a_tuple_of_tuples_keep_their_comments():
     assert "a comment stands where the rewrite would remove the list" in findings[1].todo
 
 
+def test_commit_to_leave_the_transaction_becomes_an_autocommit_block():
+    body, findings = rewrite('''\
+        def upgrade():
+            op.execute("COMMIT")  # enum values cannot be added inside a transaction
+            op.execute("ALTER TYPE mood ADD VALUE 'calm'")
+            op.execute("UPDATE people SET mood = 'calm' WHERE mood IS NULL")
+
+
+        def downgrade():
+            op.execute("commit;")
+        ''')
+    assert body.startswith(
+        "def upgrade():\n"
+        "    with op.get_context().autocommit_block():  # enum values cannot be added "
+        "inside a transaction\n"
+        "        op.execute(\"ALTER TYPE mood ADD VALUE 'calm'\")\n"
+        "        op.execute(\"UPDATE people SET mood = 'calm' WHERE mood IS NULL\")\n")
+    assert keys(findings) == [("execute-commit", False), ("execute-commit", True)]
+
+
 def test_select_imported_under_another_name():
     source = textwrap.dedent('''\
         from sqlalchemy.sql.expression import (
@@ -308,7 +328,7 @@ def test_rows_as_mappings():
             print(dict(first), first.keys())
             rows = conn.execute(sa.text("SELECT 1 AS one")).fetchall()
             names = [r["one"] for r in rows]
-            top = rows[0]
+            top = list(rows)[0]
             print(top["one"], conn.execute(sa.text("SELECT 2 AS two")).first()["two"])
         ''')
     assert 'print(row._mapping["id"], row._mapping[t.c.name], row[0])' in body
@@ -453,6 +473,8 @@ def upgrade():
     conn.execute(shades.insert(), id=4, label=dict(first)["label"] + "-2", hue=first.hue)
     conn.execute(shades.update().values(
         hue=sa.case([(shades.c.hue == "red", "crimson")], else_=shades.c.hue)))
+    op.execute("COMMIT")  # what follows runs outside the migration's transaction
+    op.execute("UPDATE shades SET hue = 'navy' WHERE id = 1")
 
 
 def downgrade():
@@ -498,7 +520,7 @@ def test_listed_named_rewritten_then_run(make_database, make_project, kind, fron
     assert doctor.returncode == 1, doctor.stderr
     finding = [line for line in doctor.stdout.splitlines() if "sqlalchemy 2" in line]
     assert finding == ["[!!] sqlalchemy 2: 1 of 2 revision file(s) use SQLAlchemy 1.x "
-                       "idioms that SQLAlchemy 2 rejects (18 place(s)): 'db upgrade' "
+                       "idioms that SQLAlchemy 2 rejects (19 place(s)): 'db upgrade' "
                        "would stop at the first of them"], doctor.stdout
     assert "fix: db modernize (lists them), then db modernize --write" in doctor.stdout
 
@@ -506,7 +528,7 @@ def test_listed_named_rewritten_then_run(make_database, make_project, kind, fron
     listed = run("db", "modernize", check=False)
     assert listed.returncode == 1, listed.stderr
     lines = listed.stdout.splitlines()
-    assert lines[-1] == ("18 SQLAlchemy 1.x idioms in 1 revision file: run 'db modernize "
+    assert lines[-1] == ("19 SQLAlchemy 1.x idioms in 1 revision file: run 'db modernize "
                          "--write' to rewrite them, review the diff, commit")
     assert f'{shown}:16: conn.execute("SQL") -> conn.execute(sa.text("SQL"))' in lines
     for idiom in IDIOMS:
@@ -524,7 +546,7 @@ def test_listed_named_rewritten_then_run(make_database, make_project, kind, fron
 
     # --write rewrites, keeping comments; then nothing is left to list.
     written = run("db", "modernize", "--write")
-    assert written.stdout.splitlines() == [f"Rewrote {shown} (18 changes)",
+    assert written.stdout.splitlines() == [f"Rewrote {shown} (19 changes)",
                                            "Rewrote 1 revision file; 0 TODOs left"]
     text = fill.read_text()
     assert "    # a plain SQL string\n" in text and "  # by name\n" in text
@@ -539,8 +561,8 @@ def test_listed_named_rewritten_then_run(make_database, make_project, kind, fron
     # and the rewritten revision runs, both ways.
     run("db", "upgrade")
     assert database.version() == ["s2fill"]
-    assert rows(database) == [(1, "SKY", "blue"), (2, "GRASS", "green"),
+    assert rows(database) == [(1, "SKY", "navy"), (2, "GRASS", "green"),
                               (3, "EMBER", "crimson"), (4, "SKY-2", "blue")]
     run("db", "downgrade")
     assert database.version() == ["s1shades"]
-    assert rows(database) == [(1, "SKY", "blue"), (2, "GRASS", "green")]
+    assert rows(database) == [(1, "SKY", "navy"), (2, "GRASS", "green")]
