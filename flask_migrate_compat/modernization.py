@@ -80,8 +80,12 @@ IDIOMS: tuple[Idiom, ...] = (
     Idiom("table-autoload", "sa.Table(name, metadata, autoload=True)",
           "sa.Table(name, metadata, autoload_with=conn)",
           (("TypeError", "got 'autoload'"), ("ArgumentError", "got 'autoload'"))),
-    Idiom("select-list", "sa.select([a, b])", "sa.select(a, b)",
-          (("ArgumentError", "columns clause element expected, got ["),)),
+    Idiom("select-list", "sa.select([a, b]), stmt.with_only_columns([a, b])",
+          "sa.select(a, b), stmt.with_only_columns(a, b)",
+          (("ArgumentError", "columns clause element expected, got ["),
+           ("ArgumentError", 'The "entities" argument to Select.with_only_columns()'))),
+    Idiom("table-select", "table.select(whereclause)", "table.select().where(whereclause)",
+          (("TypeError", "select() takes 1 positional argument but 2 were given"),)),
     Idiom("case-list", "sa.case([(condition, value)])", "sa.case((condition, value))",
           (("ArgumentError", 'The "whens" argument to case()'),)),
     Idiom("row-mapping", 'row["id"], row.keys(), dict(row)',
@@ -336,8 +340,11 @@ def _worth_parsing(source: bytes) -> bool:
             return True
         if any(keyword.arg == "autoload" for keyword in node.keywords):
             return True
-        if name in ("select", "case") and node.args and isinstance(
+        if name in ("select", "case", "with_only_columns") and node.args and isinstance(
                 node.args[0], (ast.List, ast.ListComp, ast.Tuple)):
+            return True
+        if name == "select" and isinstance(func, ast.Attribute) and (
+                len(node.args) == 1 or any(k.arg == "whereclause" for k in node.keywords)):
             return True
     return False
 
@@ -766,7 +773,10 @@ def _build_rewriter_class() -> type:  # noqa: C901 - one visitor, one idiom per 
             elif name in ("reflect", "create_all", "drop_all", "create", "drop") \
                     and receiver is not None:
                 updated = self.bound_call(original, updated, receiver)
-            elif name in ("select", "case"):
+            elif name == "select" and receiver is not None and not self.sqlalchemy_module(
+                    receiver):
+                updated = self.table_select(original, updated)
+            elif name in ("select", "case", "with_only_columns"):
                 updated = self.list_call(original, updated, name)
             elif name == "dict" and isinstance(func, cst.Name) and len(original.args) == 1 \
                     and self.kind(original.args[0].value) == "row" \
@@ -957,13 +967,34 @@ def _build_rewriter_class() -> type:  # noqa: C901 - one visitor, one idiom per 
                                    whitespace_after=cst.SimpleWhitespace("")))
             return updated.with_changes(args=[bind_arg, *updated.args])
 
+        def sqlalchemy_module(self, node: t.Any) -> bool:
+            """Whether an expression names SQLAlchemy's module (sa, sqlalchemy.sql...)
+            or Flask-SQLAlchemy's ``db``, which re-exports its functions."""
+            base = dotted(node) or ""
+            return base.split(".")[0] in ("sa", "sqlalchemy", "db", self.sa_alias) \
+                or base.endswith(("sql", "expression"))
+
+        def table_select(self, original: t.Any, updated: t.Any) -> t.Any:
+            """``table.select(whereclause)`` -> ``table.select().where(whereclause)``."""
+            args = list(updated.args)
+            if len(args) != 1 or args[0].star or (
+                    args[0].keyword is not None and args[0].keyword.value != "whereclause"):
+                return updated
+            self.found(original, "table-select")
+            # The where clause keeps its layout, comments included: only the name of
+            # the call around it changes.
+            clause = args[0].with_changes(keyword=None, equal=cst.MaybeSentinel.DEFAULT)
+            bare = updated.with_changes(args=[], whitespace_before_args=cst.SimpleWhitespace(""))
+            return cst.Call(func=cst.Attribute(value=bare, attr=cst.Name("where")),
+                            args=[clause], whitespace_before_args=updated.whitespace_before_args)
+
         def list_call(self, original: t.Any, updated: t.Any, name: str) -> t.Any:
             func = original.func
-            if isinstance(func, cst.Attribute):
-                base = dotted(func.value) or ""
-                head = base.split(".")[0]
-                if head not in ("sa", "sqlalchemy", "db", self.sa_alias) \
-                        and not base.endswith(("sql", "expression")):
+            if name == "with_only_columns":
+                if not isinstance(func, cst.Attribute):
+                    return updated
+            elif isinstance(func, cst.Attribute):
+                if not self.sqlalchemy_module(func.value):
                     return updated
             elif not isinstance(func, cst.Name) or self.sa_names.get(func.value) != name:
                 return updated
@@ -974,11 +1005,18 @@ def _build_rewriter_class() -> type:  # noqa: C901 - one visitor, one idiom per 
             # took; a single SQLAlchemy 2 when, case((cond, value)), is not one.
             whens_tuple = name == "case" and isinstance(given, cst.Tuple) and bool(
                 given.elements) and all(isinstance(e.value, cst.Tuple) for e in given.elements)
-            if not (isinstance(given, (cst.List, cst.ListComp)) or whens_tuple):
+            # with_only_columns((a, b)): columns are never tuples, so any tuple is a list.
+            columns_tuple = name == "with_only_columns" and isinstance(given, cst.Tuple) \
+                and bool(given.elements)
+            if not (isinstance(given, (cst.List, cst.ListComp)) or whens_tuple
+                    or columns_tuple):
                 return updated
-            key = "select-list" if name == "select" else "case-list"
+            key = "case-list" if name == "case" else "select-list"
             first = updated.args[0]
             rest = list(updated.args[1:])
+            if name == "with_only_columns" and rest:
+                self.found(original, key, "with_only_columns() with more arguments")
+                return updated
             if name == "select":
                 where = [a for a in rest if a.keyword is None
                          or a.keyword.value == "whereclause"]
@@ -1025,7 +1063,7 @@ def _build_rewriter_class() -> type:  # noqa: C901 - one visitor, one idiom per 
                 self.found(original, key, "a comment stands where the rewrite would "
                            "remove the list: rewrite it by hand")
                 return updated
-            if name == "case":
+            if name != "select":
                 return updated.with_changes(args=[*new_args, *rest], **call_changes)
             new_call = updated.with_changes(args=new_args, **call_changes)
             if rest:

@@ -284,6 +284,25 @@ def test_commit_to_leave_the_transaction_becomes_an_autocommit_block():
     assert keys(findings) == [("execute-commit", False), ("execute-commit", True)]
 
 
+def test_table_select_with_a_where_clause_and_columns_as_a_sequence():
+    body, findings = rewrite('''\
+        def upgrade():
+            q = left.join(right, left.c.rid == right.c.id).select(
+                right.c.name == "x"  # only x
+            ).with_only_columns((left.c.id, left.c.data))
+            r = left.select(whereclause=left.c.id > 2).with_only_columns([left.c.id])
+            s = sa.select(left).with_only_columns(left.c.id)
+            u = left.select()
+        ''')
+    assert ('    q = left.join(right, left.c.rid == right.c.id).select().where(\n'
+            '        right.c.name == "x"  # only x\n'
+            '    ).with_only_columns(left.c.id, left.c.data)\n') in body
+    assert "r = left.select().where(left.c.id > 2).with_only_columns(left.c.id)" in body
+    assert "s = sa.select(left).with_only_columns(left.c.id)" in body
+    assert "u = left.select()" in body
+    assert sorted(keys(findings)) == [("select-list", False)] * 2 + [("table-select", False)] * 2
+
+
 def test_select_imported_under_another_name():
     source = textwrap.dedent('''\
         from sqlalchemy.sql.expression import (
@@ -308,7 +327,6 @@ def test_select_with_more_than_a_where_clause_is_todo_and_others_untouched():
         def upgrade():
             q = sa.select([t.c.id], t.c.id > 1, from_obj=[t])
             ready = select_module.select([r], [], [], 0)
-            q2 = t.select(t.c.id == 1)
         ''')
     assert keys(findings) == [("select-list", True)]
     assert "sa.select([t.c.id], t.c.id > 1, from_obj=[t])" in body
@@ -473,6 +491,8 @@ def upgrade():
     conn.execute(shades.insert(), id=4, label=dict(first)["label"] + "-2", hue=first.hue)
     conn.execute(shades.update().values(
         hue=sa.case([(shades.c.hue == "red", "crimson")], else_=shades.c.hue)))
+    green = conn.execute(shades.select(shades.c.id == 2)).fetchone()
+    conn.execute(shades.update().where(shades.c.id == 4), hue=green["hue"])
     op.execute("COMMIT")  # what follows runs outside the migration's transaction
     op.execute("UPDATE shades SET hue = 'navy' WHERE id = 1")
 
@@ -520,7 +540,7 @@ def test_listed_named_rewritten_then_run(make_database, make_project, kind, fron
     assert doctor.returncode == 1, doctor.stderr
     finding = [line for line in doctor.stdout.splitlines() if "sqlalchemy 2" in line]
     assert finding == ["[!!] sqlalchemy 2: 1 of 2 revision file(s) use SQLAlchemy 1.x "
-                       "idioms that SQLAlchemy 2 rejects (19 place(s)): 'db upgrade' "
+                       "idioms that SQLAlchemy 2 rejects (22 place(s)): 'db upgrade' "
                        "would stop at the first of them"], doctor.stdout
     assert "fix: db modernize (lists them), then db modernize --write" in doctor.stdout
 
@@ -528,7 +548,7 @@ def test_listed_named_rewritten_then_run(make_database, make_project, kind, fron
     listed = run("db", "modernize", check=False)
     assert listed.returncode == 1, listed.stderr
     lines = listed.stdout.splitlines()
-    assert lines[-1] == ("19 SQLAlchemy 1.x idioms in 1 revision file: run 'db modernize "
+    assert lines[-1] == ("22 SQLAlchemy 1.x idioms in 1 revision file: run 'db modernize "
                          "--write' to rewrite them, review the diff, commit")
     assert f'{shown}:16: conn.execute("SQL") -> conn.execute(sa.text("SQL"))' in lines
     for idiom in IDIOMS:
@@ -546,7 +566,7 @@ def test_listed_named_rewritten_then_run(make_database, make_project, kind, fron
 
     # --write rewrites, keeping comments; then nothing is left to list.
     written = run("db", "modernize", "--write")
-    assert written.stdout.splitlines() == [f"Rewrote {shown} (19 changes)",
+    assert written.stdout.splitlines() == [f"Rewrote {shown} (22 changes)",
                                            "Rewrote 1 revision file; 0 TODOs left"]
     text = fill.read_text()
     assert "    # a plain SQL string\n" in text and "  # by name\n" in text
@@ -562,7 +582,7 @@ def test_listed_named_rewritten_then_run(make_database, make_project, kind, fron
     run("db", "upgrade")
     assert database.version() == ["s2fill"]
     assert rows(database) == [(1, "SKY", "navy"), (2, "GRASS", "green"),
-                              (3, "EMBER", "crimson"), (4, "SKY-2", "blue")]
+                              (3, "EMBER", "crimson"), (4, "SKY-2", "green")]
     run("db", "downgrade")
     assert database.version() == ["s1shades"]
     assert rows(database) == [(1, "SKY", "navy"), (2, "GRASS", "green")]
