@@ -586,3 +586,33 @@ def test_listed_named_rewritten_then_run(make_database, make_project, kind, fron
     run("db", "downgrade")
     assert database.version() == ["s1shades"]
     assert rows(database) == [(1, "SKY", "navy"), (2, "GRASS", "green")]
+
+
+def test_without_the_application(tmp_path):
+    """``python -m flask_migrate_compat modernize``: for an application that cannot
+    start, or that migrates while it starts (upgrade() in its factory)."""
+    import subprocess
+    import sys
+
+    versions = tmp_path / "migrations" / "versions"
+    versions.mkdir(parents=True)
+    fill = versions / "s2_fill_shades.py"
+    fill.write_text(FILL_SHADES)
+    (tmp_path / "app.py").write_text("raise RuntimeError('this application cannot start')\n")
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "flask_migrate_compat", "modernize",
+                               *args], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120)
+
+    listed = run()
+    assert listed.returncode == 1 and listed.stderr == ""
+    assert listed.stdout.splitlines()[-1].startswith("22 SQLAlchemy 1.x idioms in 1 revision file")
+    assert fill.read_text() == FILL_SHADES
+    written = run("--write")
+    assert written.returncode == 0, written.stdout + written.stderr
+    assert "Rewrote migrations/versions/s2_fill_shades.py (22 changes)" in written.stdout
+    assert run().stdout == "No SQLAlchemy 1.x idiom in 1 revision file\n"
+    missing = run("-d", "elsewhere")
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("Error: migrations folder 'elsewhere' not found")
