@@ -616,3 +616,19 @@ def test_without_the_application(tmp_path):
     missing = run("-d", "elsewhere")
     assert missing.returncode == 1
     assert missing.stderr.startswith("Error: migrations folder 'elsewhere' not found")
+
+
+def test_libcst_is_loaded_only_to_read_revision_files():
+    """Start-up cost: importing the package, its front ends or its core does not
+    import LibCST (~50 ms); db modernize does."""
+    import subprocess
+    import sys
+
+    code = ("import sys, flask_migrate_compat.cli, flask_migrate_compat.script, "
+            "flask_migrate_compat.diagnosis, flask_migrate_compat.modernization; "
+            "print('libcst' in sys.modules); "
+            "flask_migrate_compat.modernization.rewrite_source('x = 1\\n'); "
+            "print('libcst' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.stdout.split() == ["False", "True"], proc.stderr
