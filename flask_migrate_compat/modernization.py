@@ -448,10 +448,9 @@ def failure_hint(exc: BaseException) -> str | None:
             _new, findings = rewrite_source(f.read(), path)
     except (OSError, SyntaxError, ImportError):
         findings = []
-    on_line = [f for f in findings if f.line <= line <= f.end_line]
-    matching = [f for f in on_line if f.idiom in by_error]
-    if matching or on_line:
-        idiom = (matching or on_line)[0].idiom
+    matching = [f for f in findings if f.line <= line <= f.end_line and f.idiom in by_error]
+    if matching:  # the detector agrees: the innermost use on that line
+        idiom = max(matching, key=lambda f: f.line).idiom
     detail = " ".join(str(exc).split())
     if len(detail) > 120:
         detail = detail[:117] + "..."
