@@ -3,9 +3,10 @@
 Revision scripts written for SQLAlchemy 1.x often run SQL through the connection
 (``op.get_bind()``) in ways SQLAlchemy 2.0 removed: a plain SQL string given to
 ``execute()``, bind parameters as keyword arguments, ``MetaData(bind=...)``,
-``Table(..., autoload=True)``, ``select([...])``, rows read by column name,
-``engine.execute()``. Each one stops ``db upgrade`` at its revision, one revision at a
-time. This module holds what is known about them, in ONE table (:data:`IDIOMS`):
+``Table(..., autoload=True)``, ``select([...])``, ``table.select(whereclause)``,
+``case([...])``, rows read by column name, ``engine.execute()``, and
+``op.execute("COMMIT")`` to leave the migration's transaction. Each one stops
+``db upgrade`` at its revision, one revision at a time. This module holds what is known about them, in ONE table (:data:`IDIOMS`):
 the 1.x form, its SQLAlchemy 2 form, and the errors SQLAlchemy 2 raises for it. The
 same table serves
 
@@ -103,7 +104,7 @@ _DBAPI_MODULES = frozenset(("sqlite3", "psycopg2", "psycopg", "pymysql", "MySQLd
 
 #: Words one of which a file must contain to be worth parsing: a file without any
 #: holds none of the idioms (most revision files are ``op.*`` calls only).
-_TRIGGERS = re.compile(r"execute|MetaData|autoload|select|case|\.keys\(|dict\(")
+_TRIGGERS = re.compile(r"execute|MetaData|autoload|select|case|with_only_columns|\.keys\(|dict\(")
 
 # A ":name" that sqlalchemy.text() takes for a bind parameter (its own rule).
 _TEXT_BIND = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
