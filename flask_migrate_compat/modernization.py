@@ -6,9 +6,9 @@ Revision scripts written for SQLAlchemy 1.x often run SQL through the connection
 ``Table(..., autoload=True)``, ``select([...])``, ``table.select(whereclause)``,
 ``case([...])``, rows read by column name, ``engine.execute()``, and
 ``op.execute("COMMIT")`` to leave the migration's transaction. Each one stops
-``db upgrade`` at its revision, one revision at a time. This module holds what is known about them, in ONE table (:data:`IDIOMS`):
-the 1.x form, its SQLAlchemy 2 form, and the errors SQLAlchemy 2 raises for it. The
-same table serves
+``db upgrade`` at its revision, one revision at a time. This module holds what is
+known about them, in ONE table (:data:`IDIOMS`): the 1.x form, its SQLAlchemy 2 form,
+and the errors SQLAlchemy 2 raises for it. The same table serves
 
 * :func:`modernize_files` (``db modernize``): lists every use, one line each, and
   rewrites the files on request, keeping their formatting and comments (LibCST);
@@ -513,7 +513,6 @@ def _build_rewriter_class() -> type:  # noqa: C901 - one visitor, one idiom per 
     import libcst as cst
     from libcst.metadata import PositionProvider
 
-    bind_like = ("bind", "session")
     conventional = {"conn": "bind", "connection": "bind", "bind": "bind",
                     "session": "session", "engine": "engine"}
 

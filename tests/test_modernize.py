@@ -150,7 +150,8 @@ def test_keyword_parameters_become_a_dict_and_pyformat_placeholders_named():
         {"id": 1,
         "name": "one"},
     )''') in body
-    assert """conn.execute(sa.text("UPDATE t SET name = :n WHERE name LIKE 'o%'"), {"n": "uno"})""" in body
+    assert ("""conn.execute(sa.text("UPDATE t SET name = :n WHERE name LIKE 'o%'"), """
+            """{"n": "uno"})""") in body
     assert 'conn.execute(t.insert(), {"id": 2, **extra})' in body
     assert 'conn.execute(t.insert(), [{"id": 3}, {"id": 4}])' in body
     assert ("execute-params", True) not in keys(findings)
