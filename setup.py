@@ -75,6 +75,9 @@ setup(
         "Flask-SQLAlchemy>=2.5",
         "SQLAlchemy>=1.4",
         "alembic>=1.9",
+        # db modernize rewrites revision files keeping their formatting and comments;
+        # 1.5 is the first release with wheels for every Python from 3.9 to 3.13.
+        "libcst>=1.5",
         # SQLite migration lock on Windows; POSIX uses fcntl.flock (see lock.py).
         "filelock>=3.0; sys_platform == 'win32'",
     ],

@@ -20,12 +20,15 @@ _CORE_NAMES = (
     "list_templates", "init", "revision", "migrate", "edit", "merge", "upgrade",
     "downgrade", "show", "history", "heads", "branches", "current", "stamp", "check",
 )
+# Ours, beside Flask-Migrate's, in core (modernize: the module that does the work is
+# .modernization, so that importing it never shadows this function).
+_CORE_EXTRA = ("modernize",)
 # Flask-Script's public names, re-exported so that one import line serves manage.py.
 _SCRIPT_NAMES = (
     "Manager", "Command", "Option", "Group", "Shell", "Server", "prompt", "prompt_pass",
     "prompt_bool", "prompt_choices",
 )
-_LAZY = dict.fromkeys(_CORE_NAMES, "core")
+_LAZY = dict.fromkeys((*_CORE_NAMES, *_CORE_EXTRA), "core")
 _LAZY.update(Migrate="extension", _MigrateConfig="extension", MigrateError="errors")
 _LAZY.update(dict.fromkeys(_SCRIPT_NAMES, "script"))
 _LAZY.update(Config="config", MigrateCommand="script", make_migrate_command="script")
@@ -34,7 +37,7 @@ _LAZY.update(Config="config", MigrateCommand="script", make_migrate_command="scr
 _LAZY.update(status="readiness", doctor="diagnosis")
 
 # Star-imports stay free of Flask-Script, which an application may not have installed.
-__all__ = [*_CORE_NAMES, "Config", "status", "doctor"]
+__all__ = [*_CORE_NAMES, "Config", "status", "doctor", *_CORE_EXTRA]
 
 
 def __getattr__(name):

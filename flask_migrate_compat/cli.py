@@ -488,3 +488,36 @@ def doctor(as_json: bool, yes: bool, **kwargs: t.Any) -> None:
         for line in result.changed:
             click.echo(f"Changed: {line}")
     click.get_current_context().exit(result.exit_code)
+
+
+# -- db modernize ---------------------------------------------------------------------
+
+
+@db.command()
+@directory_option
+@click.option("--write", is_flag=True,
+              help="Rewrite the revision files into their SQLAlchemy 2 form (keeps their "
+                   "formatting and comments; what cannot be rewritten gets a TODO).")
+@click.option("--diff", is_flag=True,
+              help="Show the rewrite as a unified diff (with --write: what was written).")
+@json_option
+@with_appcontext
+def modernize(as_json: bool, **kwargs: t.Any) -> None:
+    """List the SQLAlchemy 1.x idioms of the revision files; exit 1 when there is any.
+
+    One line per use: file:line, the 1.x idiom and its SQLAlchemy 2 form. Changes
+    nothing unless --write is given. Exit codes: 0 nothing to do (with --write: every
+    use rewritten), 1 an idiom is left (with --write: one marked TODO, to finish by
+    hand) or a file could not be read or written.
+    """
+    result = _run(core.modernize, **kwargs)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        if kwargs.get("diff"):
+            for file_result in result.files:
+                if file_result.diff:
+                    click.echo(file_result.diff, nl=not file_result.diff.endswith("\n"))
+        for line in result.report():
+            click.echo(line)
+    click.get_current_context().exit(result.exit_code)

@@ -26,13 +26,14 @@ from .state import error_context, get_state
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from .config import Config
+    from .modernization import Modernization
     from .review import Ask, Review
 
 __all__ = [
     "TRACEBACK_ENV", "MigrateError", "alembic_version", "catch_errors",
     "error_message", "log", "list_templates", "init", "revision", "migrate", "edit",
     "merge", "upgrade", "downgrade", "show", "history", "heads", "branches", "current",
-    "stamp", "check",
+    "stamp", "check", "modernize",
 ]
 
 #: The package's logger (Flask-Migrate's module-level ``log``).
@@ -848,6 +849,61 @@ def _check(config: Config, review: Review) -> None:
     config.print_stdout("No new upgrade operations detected.")
 
 
+def modernize(directory: _PathLike | None = None, write: bool = False,
+              diff: bool = False) -> Modernization:
+    """List the SQLAlchemy 1.x-only idioms of the revision files, and with ``write``
+    rewrite them into their SQLAlchemy 2 form (:mod:`.modernization`; no Alembic
+    command: Alembic runs the files, this edits them).
+
+    The revision files are read as source (never imported), so a file that does not
+    parse is reported, not fatal, and is never written.
+
+    :param directory: the script directory; default: the extension's.
+    :param write: rewrite each file whose rewrite compiles, keeping its formatting
+        and comments; what cannot be rewritten faithfully gets a ``# TODO`` comment.
+    :param diff: also compute each file's rewrite as a unified diff.
+    :returns: a :class:`.modernization.Modernization`; its ``exit_code`` is 1 while
+        an idiom is left (without ``write``: any; with it: one marked TODO) or a file
+        could not be read, else 0.
+    :raises MigrateError: no script directory.
+    """
+    from .modernization import modernize_files
+
+    return modernize_files(revision_file_paths(directory), write=write, diff=diff)
+
+
+def revision_file_paths(directory: _PathLike | None = None) -> list[str]:
+    """The revision files of a script directory (its ``version_locations``, or
+    ``versions``), found as Alembic finds them but without importing them.
+
+    :param directory: the script directory; default: the extension's (then an
+        application context is needed).
+    :raises MigrateError: the directory does not exist.
+    """
+    from alembic.script import ScriptDirectory
+
+    from .modernization import revision_files
+
+    if directory is None:
+        directory = get_state().migrate.directory
+    path = os.fspath(directory)
+    if not os.path.isdir(path):
+        raise MigrateError(
+            f"migrations folder {path!r} not found (looked in {os.path.abspath(path)}): "
+            "run 'db init' to create it, or pass -d/--directory"
+        )
+    try:
+        config = get_state().migrate.get_config(path)
+    except MigrateError:  # no application: the folder's alembic.ini alone
+        from .config import Config
+
+        config = Config(os.path.join(path, "alembic.ini"))
+        config.set_main_option("script_location", path)
+    script = ScriptDirectory.from_config(config)
+    return revision_files([os.fspath(p) for p in script.version_locations or [script.versions]],
+                          recursive=script.recursive_version_locations)
+
+
 # -- errors -----------------------------------------------------------------------
 
 
@@ -861,7 +917,20 @@ def error_message(exc: BaseException) -> str:
     :param exc: the exception a command raised.
     :returns: a single line, without the ``Error:`` prefix.
     """
-    return _error_message(exc, **error_context())
+    return _error_message(exc, hint=_modernize_hint(exc), **error_context())
+
+
+def _modernize_hint(exc: BaseException) -> str | None:
+    """The line naming the SQLAlchemy 1.x idiom a revision failed on
+    (:func:`.modernization.failure_hint`), or ``None``. Loaded only for a failure."""
+    if not isinstance(exc, Exception) or "sqlalchemy" not in sys.modules:
+        return None
+    from .modernization import failure_hint
+
+    try:
+        return failure_hint(exc)
+    except Exception:  # noqa: BLE001 - the hint must never hide the error itself
+        return None
 
 
 def redacted(text: str) -> str:

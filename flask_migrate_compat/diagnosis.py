@@ -148,6 +148,7 @@ def _diagnose(directory: t.Any, x_arg: t.Any) -> Diagnosis:
         findings.append(Finding("revision files", False, str(exc)))
         findings.append(_env_py_finding(path))
         findings.extend(_keyword_clash_findings(path))
+        findings.append(_modernize_finding(directory))
         return Diagnosis(findings)
     result = status_for(config)
     findings.append(Finding("revision files", True,
@@ -156,6 +157,7 @@ def _diagnose(directory: t.Any, x_arg: t.Any) -> Diagnosis:
     findings.append(_heads_finding(result))
     findings.append(_env_py_finding(path))
     findings.extend(_keyword_clash_findings(path))
+    findings.append(_modernize_finding(directory))
     findings.append(_sqlite_path_finding())
     script = core._loaded_script(config)
     diagnosis.config = config
@@ -177,6 +179,26 @@ def _heads_finding(result: Status) -> Finding:
     if not result.heads:
         return Finding("heads", True, "the folder has no revision yet")
     return Finding("heads", True, f"one head, {result.heads[0].describe()}")
+
+
+def _modernize_finding(directory: t.Any) -> Finding:
+    """The revision files that use SQLAlchemy 1.x idioms (``db modernize`` lists
+    them): one finding, with the counts and the command. Not ok when there is any:
+    SQLAlchemy 2 stops ``db upgrade`` at the first of them."""
+    from .modernization import files_needing_modernization
+
+    paths = core.revision_file_paths(directory)
+    files, uses = files_needing_modernization(paths)
+    if not files:
+        return Finding("sqlalchemy 2", True,
+                       f"no SQLAlchemy 1.x idiom in the {len(paths)} revision file(s)")
+    return Finding(
+        "sqlalchemy 2", False,
+        f"{files} of {len(paths)} revision file(s) use SQLAlchemy 1.x idioms that "
+        f"SQLAlchemy 2 rejects ({uses} place(s)): 'db upgrade' would stop at the "
+        "first of them",
+        fix="db modernize (lists them), then db modernize --write, review the diff, commit",
+    )
 
 
 def _sqlite_path_finding() -> Finding:

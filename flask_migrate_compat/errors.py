@@ -227,6 +227,7 @@ def error_message(
     exc: BaseException,
     engines: t.Mapping[str, t.Any] | None = None,
     passwords: t.Iterable[str] = (),
+    hint: str | None = None,
 ) -> str:
     """The one-line text a front end shows for a failed or interrupted command.
 
@@ -242,6 +243,9 @@ def error_message(
         default database), to name the database concerned; ``None`` when unknown.
     :param passwords: the application's database passwords, removed from any text
         that comes from elsewhere (see :func:`redact`).
+    :param hint: what a revision that failed did wrong, said in place of the
+        exception's first line (:func:`.modernization.failure_hint`: a SQLAlchemy 1.x
+        idiom); redacted like any foreign text.
     :returns: a single line, without the ``Error:`` prefix.
     """
     passwords = tuple(passwords)
@@ -250,7 +254,7 @@ def error_message(
     def foreign(text: str) -> str:
         return redact(text, passwords)
 
-    text = _known_error_text(exc, engines, foreign)
+    text = _known_error_text(exc, engines, foreign, hint)
     if text is None:
         if isinstance(exc, KeyboardInterrupt):
             text = f"interrupted ({_signal_name(exc)})"
@@ -281,14 +285,14 @@ def _signal_name(exc: BaseException) -> str:
 
 
 def _known_error_text(exc: BaseException, engines: t.Mapping[str, t.Any],
-                      foreign: t.Callable[[str], str]) -> str | None:
+                      foreign: t.Callable[[str], str], hint: str | None = None) -> str | None:
     if isinstance(exc, MigrateError):
         return str(exc)
     malformed = [name for name, engine in engines.items() if unencoded_password(engine.url)]
     if malformed:
         # Any text about this database (ours or the driver's) would name its "host".
         return percent_encoding_message(setting_name(malformed[0]))
-    text = _revision_failure_text(exc, engines, foreign) or _keyword_clash_text(exc)
+    text = _revision_failure_text(exc, engines, foreign, hint) or _keyword_clash_text(exc)
     if text is not None:
         return text
     sa_exc = sys.modules.get("sqlalchemy.exc")
@@ -335,7 +339,8 @@ def _keyword_clash_text(exc: BaseException) -> str | None:
 
 
 def _revision_failure_text(exc: BaseException, engines: t.Mapping[str, t.Any],
-                           foreign: t.Callable[[str], str]) -> str | None:
+                           foreign: t.Callable[[str], str],
+                           hint: str | None = None) -> str | None:
     """A revision that raised or was interrupted, worded with what its database holds
     now. ``None`` when the exception did not come from a revision script."""
     failed = failed_revision(exc)
@@ -348,7 +353,8 @@ def _revision_failure_text(exc: BaseException, engines: t.Mapping[str, t.Any],
         what = (f"revision {revision} was interrupted ({_signal_name(exc)}) in "
                 f"{function}(){where}")
     else:
-        what = f"revision {revision} failed in {function}(){where}: {foreign(first_line(exc))}"
+        what = (f"revision {revision} failed in {function}(){where}: "
+                f"{foreign(hint or first_line(exc))}")
     if engine is None:
         return what
     downgrading = function.startswith("downgrade")

@@ -102,7 +102,7 @@ def test_wheel_contents(wheel):
     assert not [n for n in names if n.startswith("tests/") or n.endswith(".pyc")]
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
     text = zipfile.ZipFile(wheel).read(metadata).decode()
-    for requirement in ("Flask", "Flask-SQLAlchemy", "SQLAlchemy", "alembic"):
+    for requirement in ("Flask", "Flask-SQLAlchemy", "SQLAlchemy", "alembic", "libcst"):
         assert f"Requires-Dist: {requirement}" in text
 
 

@@ -69,9 +69,9 @@ def sample_argv(command: click.Command) -> list[str]:
 
 def test_same_commands():
     assert sorted(MigrateCommand._commands) == COMMANDS
-    # Flask-Migrate 4.1's 15, plus status and doctor.
-    assert len(COMMANDS) == 17
-    assert {"status", "doctor"} <= set(COMMANDS)
+    # Flask-Migrate 4.1's 15, plus status, doctor and modernize.
+    assert len(COMMANDS) == 18
+    assert {"status", "doctor", "modernize"} <= set(COMMANDS)
 
 
 @pytest.mark.parametrize("name", COMMANDS)
