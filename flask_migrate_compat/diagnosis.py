@@ -854,6 +854,15 @@ def env_py_generation(directory: str) -> str | None:
 #: pass them reads and writes another version table than the one given to Migrate.
 _VERSION_TABLE_ARGS = ("version_table", "version_table_schema")
 
+#: Configure arguments that only autogenerate reads: --sql mode, which never
+#: autogenerates, loses nothing without them.
+_AUTOGENERATE_ONLY = frozenset((
+    "compare_type", "compare_server_default", "include_object", "include_name",
+    "include_schemas", "include_symbol", "render_as_batch", "render_item",
+    "user_module_prefix", "alembic_module_prefix", "sqlalchemy_module_prefix",
+    "process_revision_directives",
+))
+
 
 class _EnvPy:
     """What an env.py does, read from its syntax tree (never run for this).
@@ -934,13 +943,15 @@ def _env_py_problems(env: _EnvPy) -> tuple[list[str], list[str]]:
     configure_args = dict(getattr(get_state(), "configure_args", {}) or {})
     ignored = sorted(key for key in configure_args if key != "on_version_apply")
     for line, mode, passes in env.configure:
-        if passes or not ignored:
+        missed = [key for key in ignored
+                  if mode != "offline" or key not in _AUTOGENERATE_ONLY]
+        if passes or not missed:
             continue
-        named = ", ".join(ignored)
+        named = ", ".join(missed)
         if mode == "offline":
             notes.append(f"in --sql mode its context.configure() (line {line}) does not "
                          f"pass Migrate's configure arguments ({named})")
-        elif any(key in _VERSION_TABLE_ARGS for key in ignored):
+        elif any(key in _VERSION_TABLE_ARGS for key in missed):
             failures.append(f"its context.configure() (line {line}) does not pass "
                             f"Migrate's configure arguments ({named}): migrations record "
                             "themselves in alembic_version, not in the version table "
