@@ -947,7 +947,10 @@ def _env_py_problems(env: _EnvPy) -> tuple[list[str], list[str]]:
                   if mode != "offline" or key not in _AUTOGENERATE_ONLY]
         if passes or not missed:
             continue
-        named = ", ".join(missed)
+        named = ", ".join(
+            f"{key}={configure_args[key]!r}"
+            if isinstance(configure_args[key], (bool, int, str, type(None))) else key
+            for key in missed)
         if mode == "offline":
             notes.append(f"in --sql mode its context.configure() (line {line}) does not "
                          f"pass Migrate's configure arguments ({named})")
@@ -958,7 +961,8 @@ def _env_py_problems(env: _EnvPy) -> tuple[list[str], list[str]]:
                             "given to Migrate")
         else:
             notes.append(f"its context.configure() (line {line}) does not pass Migrate's "
-                         f"configure arguments ({named}): they are ignored")
+                         f"configure arguments ({named}): 'db migrate' and 'db upgrade' "
+                         "run without them")
     if env.file_config is not None and env.keeps_loggers is False:
         notes.append(f"its fileConfig() (line {env.file_config}) does not pass "
                      "disable_existing_loggers=False: it disables the loggers the "

@@ -365,11 +365,12 @@ def test_env_py_ignoring_the_version_table_is_a_failure(make_database, make_proj
     assert proc.returncode == 1
     assert ("[!!] env.py: env.py (written by Flask-Migrate 2.5-2.6's template): its "
             "context.configure() (line 55) does not pass Migrate's configure arguments "
-            "(compare_type, render_as_batch, version_table): migrations record themselves "
+            "(compare_type=True, render_as_batch=True, version_table='app_version'): "
+            "migrations record themselves "
             "in alembic_version") in proc.stdout, proc.stdout
     # --sql mode never autogenerates: only the version table is missed there.
     assert ("in --sql mode its context.configure() (line 29) does not pass Migrate's "
-            "configure arguments (version_table)\n") in proc.stdout
+            "configure arguments (version_table='app_version')\n") in proc.stdout
 
 
 def test_schema_check_honours_env_py_include_object(make_database, make_project):
