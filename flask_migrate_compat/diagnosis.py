@@ -542,7 +542,10 @@ def _compare_all(config: t.Any) -> dict[str, t.Any]:
         if not any(m is not None and m.tables for m in metadatas):
             results[bind] = None
         else:
-            results[bind] = [_describe(diff) for diff in compare_metadata(context, metadata)]
+            # Sorted: Alembic finds removed tables by set difference, whose order
+            # changes from one run to the next (hash seed).
+            results[bind] = sorted(_describe(diff)
+                                   for diff in compare_metadata(context, metadata))
         return []
 
     script = core._loaded_script(config)

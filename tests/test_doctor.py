@@ -524,3 +524,22 @@ def test_postgresql_lock_gives_application_name_back(make_database):
             assert conn.execute(sa.text("SHOW application_name")).scalar() == original
     finally:
         engine.dispose()
+
+
+def test_differences_listed_in_the_same_order_every_run(make_database, make_project):
+    """Alembic finds tables missing from the models by set difference, whose order
+    follows the hash seed: the lines must not (seen on a real app, both front ends
+    listing the same three tables in different orders)."""
+    project, database = new_project(make_database, make_project, "sqlite",
+                                    models=MODELS_USERS)
+    write_revision(project, "a1", None, "users")
+    project.flask("db", "upgrade")
+    with database.engine().begin() as conn:
+        for name in ("stray_a", "stray_b", "stray_c", "stray_d", "stray_e"):
+            conn.execute(sa.text(f"CREATE TABLE {name} (id INTEGER PRIMARY KEY)"))
+    outputs = set()
+    for seed, front in zip(("1", "2", "3", "4"), FRONTS * 2):
+        proc = db_cmd(project, front, "doctor", env={"PYTHONHASHSEED": seed})
+        assert proc.returncode == 1 and "stray_e" in proc.stdout, output(proc)
+        outputs.add(proc.stdout)
+    assert len(outputs) == 1, outputs
