@@ -874,8 +874,8 @@ class _EnvPy:
     :ivar keeps_loggers: whether that call passes ``disable_existing_loggers=False``
         (``None``: a value that cannot be read without running the file).
     :ivar configure: per ``context.configure()`` call, ``(line, mode, passes
-        Migrate's configure arguments)``; mode ``"offline"`` (``url=``), ``"online"``
-        (``connection=``) or ``"?"``.
+        Migrate's configure arguments, the keywords it passes itself)``; mode
+        ``"offline"`` (``url=``), ``"online"`` (``connection=``) or ``"?"``.
     :ivar drops_enums: whether it applies :func:`.autogen.drop_created_enum_types`.
     """
 
@@ -883,7 +883,7 @@ class _EnvPy:
         tree = ast.parse(text)
         self.file_config: int | None = None
         self.keeps_loggers: bool | None = False
-        self.configure: list[tuple[int, str, bool]] = []
+        self.configure: list[tuple[int, str, bool, set[str]]] = []
         self.drops_enums = "drop_created_enum_types" in text
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call):
@@ -907,7 +907,7 @@ class _EnvPy:
                         "online" if "connection" in names else "?")
                 passes = any(k.arg is None and "configure_args" in ast.unparse(k.value)
                              for k in node.keywords)
-                self.configure.append((node.lineno, mode, passes))
+                self.configure.append((node.lineno, mode, passes, names))
 
 
 def _env_py_finding(directory: str) -> Finding:
@@ -945,9 +945,10 @@ def _env_py_problems(env: _EnvPy) -> tuple[list[str], list[str]]:
     notes: list[str] = []
     configure_args = dict(getattr(get_state(), "configure_args", {}) or {})
     ignored = sorted(key for key in configure_args if key != "on_version_apply")
-    for line, mode, passes in env.configure:
-        missed = [key for key in ignored
-                  if mode != "offline" or key not in _AUTOGENERATE_ONLY]
+    for line, mode, passes, own in env.configure:
+        # An argument env.py passes itself (compare_type=True) is not missed.
+        missed = [key for key in ignored if key not in own
+                  and (mode != "offline" or key not in _AUTOGENERATE_ONLY)]
         if passes or not missed:
             continue
         named = ", ".join(

@@ -543,3 +543,25 @@ def test_differences_listed_in_the_same_order_every_run(make_database, make_proj
         assert proc.returncode == 1 and "stray_e" in proc.stdout, output(proc)
         outputs.add(proc.stdout)
     assert len(outputs) == 1, outputs
+
+
+def test_arguments_env_py_passes_itself_are_not_said_missing(make_database, make_project):
+    """An env.py that passes compare_type=True itself, but not Migrate's configure
+    arguments (seen on a real app): only render_as_batch is said to be missed."""
+    database = make_database("sqlite")
+    project = make_project(database)
+    fixture = FIXTURES / "legacy_1x"
+    shutil.copytree(fixture / "migrations", project.path / "migrations")
+    env_py = project.path / "migrations/env.py"
+    text = env_py.read_text()
+    spread = "**current_app.extensions['migrate'].configure_args"
+    assert spread in text
+    env_py.write_text(text.replace(spread, "compare_type=True"))
+    project.write_app(models=(fixture / "models.py").read_text())
+    project.flask("db", "upgrade")
+    proc = db_cmd(project, "manage", "doctor")
+    assert proc.returncode == 0, output(proc)
+    assert ("its context.configure() (line 46) does not pass Migrate's configure "
+            "arguments (render_as_batch=True): 'db migrate' and 'db upgrade' run without "
+            "them") in proc.stdout, proc.stdout
+    assert "compare_type" not in proc.stdout
