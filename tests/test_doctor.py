@@ -565,3 +565,56 @@ def test_arguments_env_py_passes_itself_are_not_said_missing(make_database, make
             "arguments (render_as_batch=True): 'db migrate' and 'db upgrade' run without "
             "them") in proc.stdout, proc.stdout
     assert "compare_type" not in proc.stdout
+
+
+MULTIDB_REVISION = '''\
+import sqlalchemy as sa
+from alembic import op
+
+revision = "m1"
+down_revision = None
+
+
+def upgrade(engine_name):
+    if engine_name == "audit":
+        op.create_table("events", sa.Column("id", sa.Integer, primary_key=True))
+    else:
+        op.create_table("users", sa.Column("id", sa.Integer, primary_key=True),
+                        sa.Column("name", sa.String(50), nullable=False))
+
+
+def downgrade(engine_name):
+    op.drop_table("events" if engine_name == "audit" else "users")
+'''
+
+MODELS_MULTIDB = MODELS_USERS + '''
+
+class Event(db.Model):
+    __bind_key__ = "audit"
+    __tablename__ = "events"
+    id = db.Column(db.Integer, primary_key=True)
+'''
+
+
+@pytest.mark.parametrize("kinds", [("sqlite", "sqlite"), ("postgresql", "mysql")])
+def test_multidb_schema_compared_per_bind(make_database, make_project, kinds):
+    """The comparison runs env.py once; the multidb env.py configures each bind with
+    its own models, and each bind gets its own line."""
+    main, audit = make_database(kinds[0], "main"), make_database(kinds[1], "audit")
+    project = make_project(main)
+    project.write_app(models=MODELS_MULTIDB,
+                      config=f'app.config["SQLALCHEMY_BINDS"] = {{"audit": {audit.url!r}}}')
+    project.flask("db", "init", "--multidb")
+    project.write("migrations/versions/m1_multi.py", MULTIDB_REVISION)
+    project.flask("db", "upgrade")
+    proc = db_cmd(project, "manage", "doctor")
+    assert proc.returncode == 0, output(proc)
+    assert "[ok] schema: the models match the " in proc.stdout
+    assert "[ok] schema 'audit': the models match the " in proc.stdout
+    with audit.engine().begin() as conn:
+        conn.execute(sa.text("CREATE TABLE stray (id INTEGER PRIMARY KEY)"))
+    proc = db_cmd(project, "flask", "doctor")
+    assert proc.returncode == 1, output(proc)
+    assert "[!!] schema 'audit': the models differ from the " in proc.stdout
+    assert "table 'stray' is in the database, not the models" in proc.stdout
+    assert "[ok] schema: the models match the " in proc.stdout
