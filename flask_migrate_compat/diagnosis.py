@@ -703,12 +703,13 @@ def _search_own_history(revision: str, cwd: str, top: str,
         if before is None or not _defines(before, revision):
             continue  # a file that only mentions the id (a child's down_revision)
         if state == "D":
-            return Finding(
-                check, False,
-                f"revision {revision} was defined by {shown}, deleted in commit "
-                f"{short} ({subject!r}, {date}) of the checked-out branch",
-                fix=f"git checkout {short}^ -- {shown}",
-            ), before
+            deleted = (f"revision {revision} was defined by {shown}, deleted in commit "
+                       f"{short} ({subject!r}, {date}) of the checked-out branch")
+            copy = _renumbered_copy(top, sha, before)
+            if copy is None:
+                return Finding(check, False, deleted,
+                               fix=f"git checkout {short}^ -- {shown}"), before
+            return _renumbered_finding(check, deleted, short, before, copy), None
         return Finding(
             check, False,
             f"revision {revision} was defined by {shown} until commit {short} "
@@ -716,6 +717,73 @@ def _search_own_history(revision: str, cwd: str, top: str,
             fix=f"git show {short} -- {shown}",
         ), before
     return None
+
+
+def _renumbered_copy(top: str, commit: str, text: str) -> tuple[str, str, str, str] | None:
+    """A file that ``commit`` added with the same ``upgrade()`` as the deleted ``text``
+    (a revision renumbered, typically after a merge conflict): ``(path, revision,
+    its down_revision, the deleted file's down_revision)``, or ``None``."""
+    old = _revision_facts(text)
+    if old is None:
+        return None
+    added = _git(["show", "--no-renames", "--diff-filter=A", "--name-only", "--format=",
+                  commit], top).split()
+    for path in added:
+        if not path.endswith(".py"):
+            continue
+        new = _revision_facts(_git(["show", f"{commit}:{path}"], top))
+        if new is not None and new[2] == old[2]:
+            return os.path.relpath(os.path.join(top, path)), new[0], new[1], old[1]
+    return None
+
+
+def _revision_facts(text: str) -> tuple[str, str, str] | None:
+    """``(revision, down_revision, dump of upgrade()'s body)`` of a revision file,
+    read with :mod:`ast`; ``None`` when it has not all three."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return None
+    values: dict[str, str] = {}
+    body = None
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name) and node.value is not None:
+                    value = node.value
+                    if isinstance(value, ast.Constant) and (value.value is None
+                                                            or isinstance(value.value, str)):
+                        values[target.id] = str(value.value)
+        elif isinstance(node, ast.FunctionDef) and node.name == "upgrade":
+            statements = node.body
+            if (statements and isinstance(statements[0], ast.Expr)
+                    and isinstance(statements[0].value, ast.Constant)):
+                statements = statements[1:]  # a docstring is not the change
+            body = "\n".join(ast.dump(statement) for statement in statements)
+    if "revision" not in values or "down_revision" not in values or body is None:
+        return None
+    return values["revision"], values["down_revision"], body
+
+
+def _renumbered_finding(check: str, deleted: str, short: str, text: str,
+                        copy: tuple[str, str, str, str]) -> Finding:
+    path, new, new_down, old_down = copy
+    message = (f"{deleted}, which added {path} (revision {new}) with the same "
+               "upgrade(): the change was renumbered, and this database already ran it "
+               "under the old id (restoring the old file would put it in two revisions)")
+    if new_down == old_down:
+        return Finding(check, False, message,
+                       fix=f"db stamp --purge {new} (the same change, after the same "
+                           f"revision {old_down})")
+    return Finding(
+        check, False,
+        message + f"; the old revision followed {old_down}, the new one follows "
+        f"{new_down}: the database may lack the changes of the revisions from "
+        f"{old_down} to {new_down}",
+        fix=(f"apply those changes (see 'db upgrade {old_down}:{new_down} --sql'), "
+             f"then db stamp --purge {new}"),
+    )
 
 
 def _search_other_branches(revision: str, cwd: str, top: str,

@@ -618,3 +618,50 @@ def test_multidb_schema_compared_per_bind(make_database, make_project, kinds):
     assert "[!!] schema 'audit': the models differ from the " in proc.stdout
     assert "table 'stray' is in the database, not the models" in proc.stdout
     assert "[ok] schema: the models match the " in proc.stdout
+
+
+def test_renumbered_revision_is_stamped_not_restored(make_database, make_project):
+    """The commit that deleted a2's file added a3 with the same upgrade() after the
+    same a1: the database already ran it; stamping a3 is the fix, not restoring the
+    old file (which would put the change in two revisions)."""
+    project, database, sha = lost_revision_project(make_database, make_project)
+    proc = db_cmd(project, "flask", "doctor")
+    assert (f"deleted in commit {sha} ('Squash', ") in proc.stdout, proc.stdout
+    assert ("which added migrations/versions/a3_email.py (revision a3) with the same "
+            "upgrade(): the change was renumbered") in proc.stdout
+    assert "fix: db stamp --purge a3 (the same change, after the same revision a1)" \
+        in proc.stdout
+    assert "git checkout" not in proc.stdout
+
+
+def test_renumbered_after_a_merge_says_what_may_be_missing(make_database, make_project):
+    """A merge conflict fixed by renumbering: a2 (after a1) became a3 (after b2, the
+    other branch's revision). The database ran a2, not b2: doctor says so, and the
+    range it names is what the database lacks."""
+    project, database = new_project(make_database, make_project, "sqlite",
+                                    models=MODELS_POSTS)
+    write_revision(project, "a1", None, "users")
+    write_revision(project, "a2", "a1", "email")
+    git(project, "init", "-q", "-b", "main")
+    commit_all(project, "users, email")
+    project.write_app(models=MODELS_EMAIL)
+    project.flask("db", "upgrade")
+    project.write_app(models=MODELS_POSTS)
+    (project.path / "migrations/versions/a2_email.py").unlink()
+    write_revision(project, "b2", "a1", "posts")
+    write_revision(project, "a3", "b2", "email")
+    sha = commit_all(project, "Fix merge conflict")
+    before = snapshot(database)
+    for front in FRONTS:
+        proc = db_cmd(project, front, "doctor")
+        assert proc.returncode == 1, output(proc)
+        assert (f"deleted in commit {sha} ('Fix merge conflict', ") in proc.stdout
+        assert ("the old revision followed a1, the new one follows b2: the database may "
+                "lack the changes of the revisions from a1 to b2") in proc.stdout
+        assert ("fix: apply those changes (see 'db upgrade a1:b2 --sql'), then db stamp "
+                "--purge a3") in proc.stdout
+        assert "table 'posts' is in the models, not the database" in proc.stdout
+    assert snapshot(database) == before
+    # The range named is exactly what is missing.
+    proc = db_cmd(project, "flask", "upgrade", "a1:b2", "--sql")
+    assert "CREATE TABLE posts" in proc.stdout and "email" not in proc.stdout, output(proc)
