@@ -458,35 +458,61 @@ def format_status(result: t.Any) -> list[str]:
 @directory_option
 @click.option("--fix", is_flag=True,
               help="Apply the repairs proven safe (stamp head when the schema matches "
-                   "the models), under the migration lock.")
+                   "the models), under the migration lock; asks first.")
 @click.option("-y", "--yes", is_flag=True, help="With --fix: do not ask before changing.")
 @json_option
 @with_appcontext
-def doctor(as_json: bool, yes: bool, **kwargs: t.Any) -> None:
-    """Diagnose the migrations and the databases; exit 0 when all is well, 1 otherwise.
+def doctor(as_json: bool, yes: bool, fix: bool, **kwargs: t.Any) -> None:
+    """Diagnose the migrations and the databases; exit 1 when something is broken.
 
     Looks for the file of a revision the database names but the folder lacks in git,
     compares the schema with the models, and checks the heads, the revision files,
-    env.py, the SQLite path and the migration lock.
+    env.py, the SQLite path and the migration lock. Each finding is graded ok, note
+    (advice: works today) or failure (broken, or breaks a deploy).
+
+    Exit codes: 0 no failure (notes do not count); 1 a failure, or --fix could not
+    repair (standard input not a terminal without --yes, the lock, the version
+    tables changed meanwhile). With --fix, the findings are shown first, then the
+    question (on a terminal), then what changed, or one line saying nothing changed.
     """
     from . import diagnosis as doctor_module
 
-    def confirm(question: str) -> bool:
-        return click.confirm(question, default=False, err=True)
+    result = _run(doctor_module.doctor, **kwargs)
+    if not as_json:
+        _echo_findings(result.findings)
+    if fix:
+        if result.question is not None and not yes and not _interactive():
+            # Nobody to ask: refuse in one line (click.confirm would die on EOF).
+            result.unchanged = "standard input is not a terminal to confirm on"
+            if as_json:
+                click.echo(json.dumps(result.as_dict(), indent=2))
+            click.echo("Error: nothing changed: --fix asks before stamping and standard "
+                       "input is not a terminal; pass --yes to apply", err=True)
+            click.get_current_context().exit(1)
 
-    result = _run(doctor_module.doctor, confirm=None if yes else confirm, **kwargs)
+        def confirm(question: str) -> bool:
+            try:
+                return click.confirm(question, default=False, err=True)
+            except click.Abort:  # end of input, Ctrl-D: no
+                click.echo(err=True)
+                return False
+
+        result = _run(doctor_module.repair, diagnosis=result,
+                      confirm=None if yes else confirm, **kwargs)
+        if not as_json:
+            for line in result.changed:
+                click.echo(f"Changed: {line}")
+            if result.unchanged is not None:
+                click.echo(f"Nothing changed: {result.unchanged}.")
+            elif result.changed:
+                click.echo("After the repair:")
+                _echo_findings([f for f in result.findings if not f.ok])
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
     else:
-        for finding in result.findings:
-            mark = "ok" if finding.ok else "!!"
-            click.echo(f"[{mark}] {finding.check}: {finding.message}")
-            for detail in finding.details:
-                click.echo(f"       - {detail}")
-            if finding.fix:
-                click.echo(f"       fix: {finding.fix}")
-        for line in result.changed:
-            click.echo(f"Changed: {line}")
+        failures, notes = len(result.failures), len(result.notes)
+        click.echo(f"Doctor: {failures} failure{'s' if failures != 1 else ''}, "
+                   f"{notes} note{'s' if notes != 1 else ''} (exit code {result.exit_code})")
     click.get_current_context().exit(result.exit_code)
 
 
@@ -521,3 +547,25 @@ def modernize(as_json: bool, **kwargs: t.Any) -> None:
         for line in result.report():
             click.echo(line)
     click.get_current_context().exit(result.exit_code)
+
+
+#: How ``db doctor`` marks each grade of finding.
+_MARKS = {"ok": "ok", "note": "--", "fail": "!!"}
+
+
+def _echo_findings(findings: t.Iterable[t.Any]) -> None:
+    for finding in findings:
+        click.echo(f"[{_MARKS[finding.grade]}] {finding.check}: {finding.message}")
+        for detail in finding.details:
+            click.echo(f"       - {detail}")
+        if finding.fix:
+            click.echo(f"       fix: {finding.fix}")
+
+
+def _interactive() -> bool:
+    """Whether standard input is a terminal someone can answer a question on."""
+    stdin = sys.stdin
+    try:
+        return stdin is not None and not stdin.closed and stdin.isatty()
+    except ValueError:
+        return False

@@ -81,7 +81,7 @@ def test_doctor_fix_asks_first(app):
     questions = []
     diagnosis = fmc.doctor(fix=True, confirm=lambda q: questions.append(q) or False)
     assert questions and "Stamp head into the version table" in questions[0]
-    assert diagnosis.changed == ["nothing changed (not confirmed)"]
+    assert diagnosis.changed == [] and diagnosis.unchanged == "not confirmed"
     assert database.version() == ["lost0001"]
     assert diagnosis.stamp_safe == [fmc.status().databases[0].database]
     diagnosis = fmc.doctor(fix=True)
