@@ -17,9 +17,26 @@ file is never overwritten) where:
   script imported them (``from app import db``), Flask-Script's prompts from
   :mod:`flask_migrate_compat.prompts`, names the script defines itself from the
   script (with a ``TODO``: move them before deleting ``manage.py``);
-* a function that returns a value keeps setting the exit code, and one that uses
-  ``request``, ``session`` or ``url_for`` keeps its test request context, through two
+* every command runs inside ``app.test_request_context()``, as Flask-Script ran it
+  (code anywhere below the command may use ``request`` or ``url_for``: the test suite
+  a ``test`` command runs, for instance, which no reading of the command's own body
+  can tell); a function that returns a value keeps setting the exit code; both through
   small helpers written into the module;
+* a command that calls ``app.run()`` (a profiler command) gets a third helper and a
+  ``TODO``: Flask's CLI sets ``FLASK_RUN_FROM_CLI`` so that ``app.run()`` returns at
+  once (Flask 1.0 and later), which made the command do nothing; the helper removes the
+  variable while the command runs, so it serves as under ``manage.py``;
+* a ``Command`` subclass imported from another module (``from app.commands import
+  InitDbCommand``; ``manager.add_command('init_db', InitDbCommand())``) is made the way
+  the script made it (the expression of its ``add_command`` call) and its ``run`` called,
+  as Flask-Script did; such a class is a Flask-Script ``Command``, so its module imports
+  Flask-Script. Every module the converted code imports that binds something of
+  Flask-Script gets a ``TODO`` and a report line: the module then needs Flask-Script
+  (and flask-migrate-compat's import hook) until that code is rewritten. Copying the
+  class's code instead would mean reading and moving a whole other module;
+* a top-level command named like one of the ``flask`` command's own (``run``, ``shell``,
+  ``routes``...), which ``flask`` would never reach, is written as ``manager-<name>``
+  (as the bridge names it), with a ``TODO`` to choose a name;
 * ``db`` (``flask db`` comes from ``Migrate``), ``shell`` (``flask shell``; a custom
   ``make_context`` becomes a shell context processor) and ``runserver`` (``flask run``)
   are not converted.
@@ -29,6 +46,10 @@ and a line in the report: a ``Command`` subclass overriding ``__call__`` or usin
 ``self`` in ``run``, an argparse option Click does not express (Click's value would
 differ, checked by parsing both), a name the script does not bind. Such a command is
 written as a stub that fails with one ``Error:`` line until it is finished by hand.
+
+Nothing is written when the Manager has nothing to convert (only ``db``, ``shell`` or
+``runserver``, or no command at all), nor when the output folder does not exist or
+cannot be written: one ``Error:`` line each, exit code 1.
 
 The module must compile (``py_compile``); it is formatted with ``ruff format`` or
 ``black`` when one is installed. Exit codes: 0 when written (TODOs included), 1 for an
@@ -67,16 +88,11 @@ from .core import TRACEBACK_ENV, MigrateError, error_message
 
 DEFAULT_OUTPUT = "commands.py"
 
-#: Flask names whose use needs the request context Flask-Script pushed for commands.
-REQUEST_NAMES = frozenset((
-    "request", "session", "url_for", "flash", "get_flashed_messages",
-    "has_request_context", "copy_current_request_context", "after_this_request",
-))
-
 #: What starts every TODO comment in a converted module.
 TODO_MARK = "TODO(flask-migrate-compat)"
 _RETURN_HELPER = "_exit_with_return_value"
 _REQUEST_HELPER = "_in_test_request_context"
+_APP_RUN_HELPER = "_let_app_run_serve"
 _HELPERS = {
     _RETURN_HELPER: '''\
 def _exit_with_return_value(f):
@@ -93,13 +109,30 @@ def _exit_with_return_value(f):
 ''',
     _REQUEST_HELPER: '''\
 def _in_test_request_context(f):
-    """Run the command in app.test_request_context(), as Flask-Script did, for code
-    that uses request, session or url_for (with_appcontext gives an app context)."""
+    """Run the command in app.test_request_context(), as Flask-Script ran every
+    command: code below it may use request or url_for (with_appcontext gives only an
+    app context)."""
 
     @functools.wraps(f)
     def command(*args, **kwargs):
         with current_app.test_request_context():
             return f(*args, **kwargs)
+
+    return command
+''',
+    _APP_RUN_HELPER: '''\
+def _let_app_run_serve(f):
+    """Let app.run() serve while the command runs, as under manage.py: the flask
+    command sets FLASK_RUN_FROM_CLI=true, which makes app.run() return at once."""
+
+    @functools.wraps(f)
+    def command(*args, **kwargs):
+        saved = os.environ.pop("FLASK_RUN_FROM_CLI", None)
+        try:
+            return f(*args, **kwargs)
+        finally:
+            if saved is not None:
+                os.environ["FLASK_RUN_FROM_CLI"] = saved
 
     return command
 ''',
@@ -311,6 +344,50 @@ class _Script:
             return f"the lambda of line {line} {used}"
         return _Code(text, nodes[0], used, False)
 
+    def construction(self, name: str, entry: t.Any) -> tuple[str, set[str]] | str:
+        """How the script made the command object ``entry`` of its Manager: the
+        expression of its ``add_command`` call (``InitDbCommand()``, or the class alone,
+        which Flask-Script instantiates), for code that makes it the same way.
+
+        :param name: the entry's name in its Manager.
+        :param entry: the command object.
+        :returns: the expression's source (a call) and the global names it uses, or
+            why it cannot be told.
+        """
+        cls = type(entry)
+        found = set()
+        for node in ast.walk(self.tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "add_command" and node.args):
+                continue
+            args = node.args
+            if len(args) == 2 and not (isinstance(args[0], ast.Constant)
+                                       and args[0].value == name):
+                continue
+            made = args[-1]
+            if self._evaluate(made.func if isinstance(made, ast.Call) else made) is not cls:
+                continue
+            text = ast.get_source_segment(self.text, made)
+            found.add(text if isinstance(made, ast.Call) else f"{text}()")
+        if len(found) != 1:
+            return (f"{cls.__qualname__} comes from {cls.__module__}, and {self.name}.py "
+                    f"has {len(found)} add_command({name!r}, {cls.__name__}(...)) calls "
+                    "to make it as Flask-Script did")
+        (text,) = found
+        names = _global_names(text)
+        if isinstance(names, str):
+            return f"the expression {text} {names}"
+        return text, names
+
+    def _evaluate(self, node: ast.expr) -> t.Any:
+        """The value of a name or a dotted name in the script's namespace, or
+        :data:`_MISSING`."""
+        if isinstance(node, ast.Name):
+            return self.namespace.get(node.id, _MISSING)
+        if isinstance(node, ast.Attribute):
+            return getattr(self._evaluate(node.value), node.attr, _MISSING)
+        return _MISSING
+
     def binding(self, name: str) -> tuple[tuple | None, str | None]:
         """Where a global name of copied code comes from.
 
@@ -361,6 +438,34 @@ def _is_flask_script(value: t.Any, flask_script: types.ModuleType) -> bool:
     else:
         module = type(value).__module__ or ""
     return module.partition(".")[0] == flask_script.__name__
+
+
+def _calls_app_run(func: types.FunctionType | None) -> str | None:
+    """Whether a command's function calls ``app.run()``: a ``.run(...)`` call on a
+    Flask application of its module, on ``current_app``, or on a name or attribute
+    called ``app``.
+
+    :param func: the function (its source is read, with its module's globals).
+    :returns: the call as written (``app.run()``), or None.
+    """
+    from flask import current_app
+
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    namespace = func.__globals__
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "run"):
+            continue
+        base = node.func.value
+        name = base.id if isinstance(base, ast.Name) else \
+            base.attr if isinstance(base, ast.Attribute) else None
+        value = namespace.get(name, _MISSING) if isinstance(base, ast.Name) else _MISSING
+        if name == "app" or isinstance(value, Flask) or value is current_app:
+            return f"{ast.unparse(node.func)}()"
+    return None
 
 
 def _first_parameter(node: ast.AST) -> str | None:
@@ -734,8 +839,8 @@ def _comment(text: str) -> str:
     return "\n".join(textwrap.wrap(text, 86, initial_indent="# ", subsequent_indent="#   "))
 
 
-_RESERVED = frozenset(("click", "functools", "sys", "current_app", "with_appcontext",
-                       "init_app", _RETURN_HELPER, _REQUEST_HELPER))
+_RESERVED = frozenset(("click", "functools", "os", "sys", "current_app", "with_appcontext",
+                       "init_app", _RETURN_HELPER, _REQUEST_HELPER, _APP_RUN_HELPER))
 
 
 class _Writer:
@@ -754,6 +859,7 @@ class _Writer:
         self.taken = set(_RESERVED)
         self.from_script: set[str] = set()          # names imported from the script
         self.copies: dict[int, _Code | str] = {}
+        self._reported: set[tuple[str, str]] = set()
         self.entries = list(self._walk(manager, ()))
         # Command functions that copied code calls stay plain functions (a Click command
         # cannot be called like one); their command becomes a small wrapper.
@@ -838,12 +944,39 @@ class _Writer:
                     self._shell(entry)
         for name, kind in bridge.default_entries(self.manager).items():
             self.conversion.skipped.append((name, bridge.skip_reason(kind, name)))
+        self._flask_script_imports()
         if self.from_script:
             source = f"{self.script.name}.py"
             self.conversion.todos.append((
                 "imports", f"{', '.join(sorted(self.from_script))} come from {source}, which "
                 f"defines them: move them into the application before deleting {source}"))
         return self._module()
+
+    def _flask_script_imports(self) -> None:
+        """A TODO above every import of a module that binds something of Flask-Script
+        (a ``Command`` subclass's module does): the converted module needs Flask-Script
+        as long as it imports that module. The script's own module has its TODO."""
+        script = self.script.flask_script
+        for key in list(self.imports):
+            module_name = key[1]
+            if module_name == self.script.name \
+                    or module_name.partition(".")[0] == "flask_migrate_compat":
+                continue
+            module = sys.modules.get(module_name)
+            if module is None:
+                continue
+            uses = sorted(n for n, v in vars(module).items()
+                          if _is_flask_script(v, script) or isinstance(v, type) and any(
+                              _is_flask_script(c, script) for c in v.__mro__[1:]))
+            if not uses and module_name.partition(".")[0] != script.__name__:
+                continue
+            text = (f"{module_name} imports Flask-Script ({', '.join(uses[:3]) or 'itself'}"
+                    f"): these commands need Flask-Script, and flask-migrate-compat's "
+                    f"import hook, until it no longer does")
+            if self.imports[key] is None and (module_name, text) not in self._reported:
+                self._reported.add((module_name, text))
+                self.conversion.todos.append(("imports", text))
+            self.imports[key] = self.imports[key] or text
 
     def _register(self, path: tuple[str, ...], ident: str) -> None:
         if len(path) == 1:
@@ -875,12 +1008,18 @@ class _Writer:
         func = _function_of(entry)
         method = func is not None and "run" not in vars(entry)
         code: _Code | None = None
+        made: tuple[str, set[str]] | str | None = None
         if problem is None and self.script.owns(func):
             copied = self.copy(func, method)
             problem, code = (copied, None) if isinstance(copied, str) else (None, copied)
         elif problem is None and ("<locals>" in func.__qualname__
                                   or func.__module__ in (None, "__main__")):
             problem = f"{func.__qualname__} cannot be imported from {func.__module__}"
+        elif problem is None and method:
+            # A Command subclass of another module: make it as the script made it.
+            made = self.script.construction(path[-1], entry)
+            if isinstance(made, str):
+                problem = made
         translation = None
         if problem is None:
             translation = _Translation(entry.create_parser(label, parent=owner), self.type_name)
@@ -893,18 +1032,31 @@ class _Writer:
         lines += self.need(translation.names, label)
         if code is not None:
             lines += self.need(code.globals_used, label)
-            returns, request = code.returns_value, self._uses_request(code)
+            returns = code.returns_value
             docstring = ast.get_docstring(code.node) if not isinstance(code.node, ast.Lambda) \
                 else None
         else:
             # Defined in another module: import it from there and call it. Its code is not
-            # read, so keep what Flask-Script did: the request context, the exit code.
-            returns, request, docstring = True, True, None
+            # copied, so keep what Flask-Script did with a return value: the exit code.
+            returns, docstring = True, None
+        app_run = _calls_app_run(func)
+        if app_run:
+            lines.append(self.todo(label, f"calls {app_run}, which the flask command makes "
+                                   "return at once (FLASK_RUN_FROM_CLI); "
+                                   f"{_APP_RUN_HELPER} lets it serve as under "
+                                   f"{self.script.name}.py. Where it only serves the "
+                                   "application, 'flask run' is the command to use"))
+        click_name = name
+        if len(path) == 1 and name in bridge.flask_command_names():
+            click_name = bridge.renamed(name)
+            lines.append(self.todo(label, f"'flask {name}' is Flask's own command, which "
+                                   f"flask runs instead of this one: written as "
+                                   f"'{click_name}', as the bridge names it; choose a name"))
         wrapper = code is None or id(func) in self.called
         command_kwargs = {}
         if help_text and (wrapper or help_text != docstring):
             command_kwargs["help"] = help_text
-        lines.append(_decorator(f"{parent}.command", [name], command_kwargs))
+        lines.append(_decorator(f"{parent}.command", [click_name], command_kwargs))
         for param in translation.params:
             if param.comment:
                 lines.append(_comment(param.comment))
@@ -913,9 +1065,11 @@ class _Writer:
         if returns:
             self.helpers.add(_RETURN_HELPER)
             lines.append(f"@{_RETURN_HELPER}")
-        if request:
-            self.helpers.add(_REQUEST_HELPER)
-            lines.append(f"@{_REQUEST_HELPER}")
+        self.helpers.add(_REQUEST_HELPER)
+        lines.append(f"@{_REQUEST_HELPER}")
+        if app_run:
+            self.helpers.add(_APP_RUN_HELPER)
+            lines.append(f"@{_APP_RUN_HELPER}")
         if not wrapper:
             ident = self.ident(name if method or func.__name__ in self.taken else func.__name__)
             lines.append(_renamed(code, ident).rstrip("\n"))
@@ -923,6 +1077,10 @@ class _Writer:
             if code is not None:
                 self.blocks.append(code.text)  # as it was: other commands call it
                 target = func.__name__
+            elif made is not None:
+                expression, names = made
+                lines = self.need(names, label) + lines
+                target = f"{expression}.run"
             else:
                 target = self._import_function(func)
             ident = self.ident(name)
@@ -941,21 +1099,6 @@ class _Writer:
         self.imports.setdefault(("from", func.__module__, head,
                                  local if local != head else None, 0), None)
         return local + dot + rest
-
-    def _uses_request(self, code: _Code) -> bool:
-        import flask
-
-        request_values = [getattr(flask, n) for n in REQUEST_NAMES if hasattr(flask, n)]
-        for name in code.globals_used:
-            value = self.script.namespace.get(name, _MISSING)
-            if any(value is v for v in request_values):
-                return True
-            if value is flask and any(
-                    isinstance(n, ast.Attribute) and n.attr in REQUEST_NAMES
-                    and isinstance(n.value, ast.Name) and n.value.id == name
-                    for n in ast.walk(code.node)):
-                return True
-        return False
 
     def _stub(self, path: tuple[str, ...], parent: str, help_text: str | None,
               problem: str) -> None:
@@ -1006,9 +1149,8 @@ class _Writer:
                f"copied unchanged from {source}. Register them where the application is "
                "created, then run them as ``flask <command>``::", "",
                f"    from {module} import init_app", "", "    init_app(app)", "",
-               "Flask-Script ran every command inside ``app.test_request_context()``; here "
-               "they run in an application context (``with_appcontext``), and those whose "
-               "code uses the request in a test request context, as before."]
+               "Flask-Script ran every command inside ``app.test_request_context()``; so do "
+               "these (``with_appcontext``, then ``_in_test_request_context``)."]
         options = list(self.manager.get_options())
         if options and not isinstance(self.manager.app, Flask):
             factory = self.manager.app
@@ -1029,8 +1171,11 @@ class _Writer:
         if features:  # the copied code was written for them
             text.append(f"from __future__ import {', '.join(features)}\n\n")
         if self.helpers:
-            text.append("import functools\n" + ("import sys\n" if _RETURN_HELPER in self.helpers
-                                                else "") + "\n")
+            stdlib = ["functools"] + ["os"] * (_APP_RUN_HELPER in self.helpers) \
+                + ["sys"] * (_RETURN_HELPER in self.helpers)
+            text.append("".join(f"import {name}\n" for name in stdlib) + "\n")
+            for name in stdlib:  # not twice when the copied code imports it too
+                self.imports.pop(("import", name, None, 0), None)
         text.append("import click\n")
         flask_names = ["current_app"] if _REQUEST_HELPER in self.helpers else []
         uses_context = any("@with_appcontext" in b for b in self.blocks)
@@ -1116,7 +1261,8 @@ def convert(script: str, output: str | None = None, *, format_code: bool = True)
     :param output: the module to write; default ``commands.py`` beside the script.
     :param format_code: run ``ruff format`` or ``black`` when installed.
     :returns: a :class:`Conversion` report.
-    :raises MigrateError: ``output`` exists, or the script cannot be run (see
+    :raises MigrateError: ``output`` exists, its folder is missing or not writable,
+        the Manager has no command to convert, or the script cannot be run (see
         :func:`load_manager`); nothing is written then.
     """
     script = os.path.abspath(script)
@@ -1124,13 +1270,26 @@ def convert(script: str, output: str | None = None, *, format_code: bool = True)
     if os.path.exists(output):
         raise MigrateError(f"{output} exists; the converter never overwrites a file "
                            "(choose another with -o)")
+    folder = os.path.dirname(output)
+    if not os.path.isdir(folder):
+        raise MigrateError(f"cannot write {output}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise MigrateError(f"cannot write {output}: the folder {folder} is not writable")
     manager, module = load_manager(script)
     conversion = Conversion(output)
     writer = _Writer(_Script(script, module, manager), manager, conversion)
     text = writer.write()
+    if not writer.top and writer.shell_context is None:
+        left = ", ".join(name for name, _ in conversion.skipped)
+        raise MigrateError(f"{os.path.basename(script)} has no command to convert"
+                           + (f" (only {left}: see 'flask --help')" if left else "")
+                           + f"; nothing written")
     compile(text, output, "exec")  # a failure here is a bug: nothing is written
-    with open(output, "x", encoding="utf-8") as f:
-        f.write(text)
+    try:
+        with open(output, "x", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        raise MigrateError(f"cannot write {output}: {exc.strerror or exc}") from exc
     if format_code:
         conversion.formatter = _format(output)
     py_compile.compile(output, doraise=True)

@@ -160,7 +160,8 @@ def test_module_has_a_todo_comment_for_each(tricky):
             print(shout(name))
         ''') in text
     assert '@click.command("greet", help="Greet loudly.")\n@click.argument("name")\n' \
-        "@with_appcontext\ndef greet_command(**values):\n    return greet(**values)\n" in text
+        "@with_appcontext\n@_in_test_request_context\ndef greet_command(**values):\n" \
+        "    return greet(**values)\n" in text
     # A function of another module is imported from there.
     assert "from conv_helpers import tidy\n" in text
     assert "def tidy_command(**values):\n    return tidy(**values)\n" in text

@@ -261,6 +261,7 @@ def test_converter_report_and_module(routes):
         @click.option("-s", "--shout", is_flag=True)
         @click.option("-g", "--greeting", default="hi")
         @with_appcontext
+        @_in_test_request_context
         def hello(name, shout=False, greeting="hi"):
             """Greet someone: a positional argument, a flag and an option."""
             text = f"{greeting} {name} from {current_app.name}"
