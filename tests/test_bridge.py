@@ -204,3 +204,32 @@ def test_prompts_ask_and_answer_like_flask_script(monkeypatch, name):
     for args in arguments:
         assert dialogue(getattr(prompts, name), args) \
             == dialogue(getattr(flask_script, name), args), args
+
+
+def test_names_of_flask_own_commands_are_renamed(app):
+    """flask routes/run/shell are Flask's, looked up before app.cli: the Manager's
+    command of that name is bridged as manager-<name>, and says so in flask --help."""
+    manager = flask_script.Manager(app)
+    manager.add_command("routes", flask_script.Command(lambda: print("mine")))
+    manager.add_command("run", flask_script.Server(port=8000))
+    skipped = bridge.add_manager_commands(app, manager)
+    assert skipped["routes"] == \
+        "'flask routes' is Flask's own command; the Manager's runs as 'flask manager-routes'"
+    assert skipped["run"].startswith("Flask-Script's development server: use 'flask run")
+    assert "routes" not in app.cli.commands and "run" not in app.cli.commands
+    assert invoke(app, "manager-routes").output == "mine\n"
+    assert "manager-routes  The Manager's 'routes' ('flask routes' is Flask's own)." \
+        in invoke(app, "--help").output
+
+
+def test_app_run_serves_under_the_bridge(app, monkeypatch):
+    """Flask's CLI sets FLASK_RUN_FROM_CLI (app.run() then returns at once); the bridged
+    command runs without it, and it is back afterwards."""
+    monkeypatch.setenv(bridge.RUN_FROM_CLI_ENV, "true")
+    seen = []
+    manager = flask_script.Manager(app)
+    manager.add_command("serve_it", flask_script.Command(
+        lambda: seen.append(__import__("os").environ.get(bridge.RUN_FROM_CLI_ENV))))
+    assert invoke(app, "serve_it").exit_code == 0
+    assert seen == [None]
+    assert __import__("os").environ[bridge.RUN_FROM_CLI_ENV] == "true"

@@ -293,3 +293,44 @@ def test_convert_subcommand_and_script_named_convert(tmp_path):
     assert (script.returncode, script.stdout) == (0, "the script ran ['x']\n")
     assert runner.main(["--help"]) == 0
     assert "flask-migrate-compat convert path/to/manage.py" in runner.USAGE
+
+
+@pytest.mark.parametrize("where", ["missing", "file", "read-only"])
+def test_output_folder_errors_are_one_line(tricky, capsys, where):
+    """-o into a folder that is missing, is a file, or cannot be written: one line,
+    exit code 1, nothing written (the script is not even run for the first two)."""
+    folder, _ = tricky
+    if where == "missing":
+        output = folder / "no" / "such" / "cli.py"
+        message = f"Error: cannot write {output}: the folder {output.parent} does not exist\n"
+    elif where == "file":
+        output = folder / "conv_helpers.py" / "cli.py"
+        message = f"Error: cannot write {output}: the folder {output.parent} does not exist\n"
+    else:
+        if not os.path.isdir("/sys/kernel"):
+            pytest.skip("needs Linux's /sys, which no user can write a file into")
+        output = "/sys/kernel/i17_cli.py"
+        message = None
+    code = convert.main([str(folder / "conv_manage.py"), "-o", str(output)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert len(err.splitlines()) == 1 and err.startswith(f"Error: cannot write {output}: "), err
+    if message is not None:
+        assert err == message
+    assert not os.path.exists(output)
+
+
+@pytest.mark.parametrize("body, left", [
+    ("", " (only shell, runserver: see 'flask --help')"),
+    ("manager.add_command('serve', Server())\n",
+     " (only serve, shell, runserver: see 'flask --help')"),
+])
+def test_nothing_to_convert_writes_nothing(tmp_path, capsys, body, left):
+    path = tmp_path / "empty_manage.py"
+    path.write_text("from flask import Flask\nfrom flask_script import Manager, Server\n\n"
+                    "manager = Manager(Flask('empty'))\n" + body
+                    + "\nif __name__ == '__main__':\n    manager.run()\n")
+    assert convert.main([str(path)]) == 1
+    assert capsys.readouterr().err == \
+        f"Error: empty_manage.py has no command to convert{left}; nothing written\n"
+    assert not (tmp_path / "commands.py").exists()
