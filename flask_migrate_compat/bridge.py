@@ -48,6 +48,7 @@ error then also names :func:`manager_app` and :func:`add_manager_commands`.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import inspect
 import os
@@ -161,6 +162,7 @@ def skip_reason(kind: str, name: str, command: t.Any = None) -> str:
     return SKIP_REASONS[kind].format(name=name, run=run_command_line(server))
 
 
+@functools.lru_cache(maxsize=None)
 def flask_command_names() -> frozenset[str]:
     """The names the ``flask`` command itself answers to, whatever the application.
 
@@ -447,11 +449,14 @@ def _register(app: Flask, root: t.Any, name: str, skipped: dict[str, str]) -> No
             skipped[name] = command.reason
             return
         alias = renamed(name)
-        skipped[name] = (f"'flask {name}' is Flask's own command; the Manager's runs as "
-                         f"'flask {alias}'")
         if getattr(app.cli.commands.get(alias), "root", root) is root:
+            skipped[name] = (f"'flask {name}' is Flask's own command; the Manager's runs "
+                             f"as 'flask {alias}'")
             command.renamed_from = name
             app.cli.add_command(command, alias)
+        else:
+            skipped[name] = (f"'flask {name}' is Flask's own command, and the application "
+                             f"has its own 'flask {alias}'")
     elif existing is not None and getattr(existing, "root", None) is not root:
         # Flask's own command wins: 'flask db' of Migrate, or one the app registered.
         skipped[name] = skip_reason(MIGRATE, name) if kind == MIGRATE else \
