@@ -395,6 +395,41 @@ class ManagerGroup(click.Group):
         return None if kind is None else Placeholder(self.root, name, kind)
 
 
+class MigrateGroup(click.Group):
+    """``flask db`` (the group Migrate registered, or the ``MigrateCommand``'s own
+    Click group: ``base``) with the commands an application added to ``MigrateCommand``
+    (``@MigrateCommand.command def create(): ...``), which ``manage.py db create`` ran.
+    The shared ``base`` group is not changed: this group, one per application, asks it
+    first."""
+
+    def __init__(self, root: t.Any, path: tuple[str, ...], base: click.Group) -> None:
+        super().__init__(path[-1], help=base.help, short_help=base.short_help,
+                         params=list(base.params), callback=base.callback,
+                         context_settings=dict(base.context_settings),
+                         invoke_without_command=base.invoke_without_command,
+                         no_args_is_help=base.no_args_is_help)
+        self.root = root
+        self.path = path
+        self.base = base
+
+    def _added(self) -> list[str]:
+        try:
+            entry = _resolve(self.root, self.path)[0]
+        except click.UsageError:
+            return []
+        return [name for name in getattr(entry, "_commands", {})
+                if name not in self.base.commands]
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.base.list_commands(ctx), *self._added()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = self.base.get_command(ctx, name)
+        if command is None and name in self._added():
+            command = bridged_entry(self.root, (*self.path, name))[0]
+        return command
+
+
 class Placeholder(click.Command):
     """Stands for an entry that is not bridged: ``flask --help`` lists it with the
     reason, and running it says what to run instead (``Error: ...``, exit code 1)."""
@@ -457,8 +492,16 @@ def _register(app: Flask, root: t.Any, name: str, skipped: dict[str, str]) -> No
         else:
             skipped[name] = (f"'flask {name}' is Flask's own command, and the application "
                              f"has its own 'flask {alias}'")
+    elif kind == MIGRATE and isinstance(existing or command, click.Group) and any(
+            added not in command.commands for added in root._commands[name]._commands):
+        # 'flask db' (Migrate's, or the MigrateCommand's own group), plus the commands the
+        # application added to MigrateCommand itself (@MigrateCommand.command).
+        if existing is not None:
+            skipped[name] = skip_reason(MIGRATE, name)
+        base = getattr(existing, "base", existing or command)
+        app.cli.add_command(MigrateGroup(root, (name,), base), name)
     elif existing is not None and getattr(existing, "root", None) is not root:
-        # Flask's own command wins: 'flask db' of Migrate, or one the app registered.
+        # Flask's own command wins: one the app registered.
         skipped[name] = skip_reason(MIGRATE, name) if kind == MIGRATE else \
             f"the application's own 'flask {name}' command stands for it"
     else:
@@ -606,17 +649,38 @@ def manager_app(target: str, *manager_args: str) -> Flask:
 
         flask --app "flask_migrate_compat.bridge:manager_app('manage', '-c', 'prod.cfg')" seed
 
+    A script that adds commands only when run (in a ``main()`` its ``__main__`` block
+    calls, before ``manager.run()``) is named by its path instead, and run as
+    ``python`` runs it, up to ``manager.run()`` (:func:`.runner.load_manager`)::
+
+        flask --app "flask_migrate_compat.bridge:manager_app('manage.py', '-c', 'prod.cfg')" seed
+
     The options are parsed by the Manager's own ``add_option`` parser, and the factory
     called by the Manager (``manager(**options)``), as ``manager.run()`` does.
 
     :param target: the module holding the Manager, optionally ``module:attribute``
-        when it holds more than one.
+        when it holds more than one; or the path of the script (``manage.py``).
     :param manager_args: the Manager's options, as on the ``manage.py`` command line.
     :returns: the application, with :func:`add_manager_commands` applied.
     :raises click.UsageError: for options the Manager's parser refuses.
-    :raises LookupError: no single Manager found.
+    :raises LookupError: no single Manager found in the module.
+    :raises flask.cli.NoAppException: the script failed or ran no single Manager (one
+        ``Error:`` line from ``flask``).
     """
     module_name, _, attribute = target.partition(":")
+    if module_name.endswith(".py") and not attribute:
+        # The script as python would run it, up to manager.run(): with the commands
+        # its main() or its __main__ block adds.
+        from flask.cli import NoAppException
+
+        from .errors import MigrateError
+        from .runner import load_manager
+
+        try:
+            manager = load_manager(module_name)[0]
+        except MigrateError as exc:
+            raise NoAppException(str(exc)) from exc
+        return _app_of(manager, module_name, manager_args)
     module = importlib.import_module(module_name)
     if attribute:
         manager = getattr(module, attribute)
@@ -629,7 +693,13 @@ def manager_app(target: str, *manager_args: str) -> Flask:
             raise LookupError(f"{module_name} holds {len(found)} top-level Managers; "
                               f"name one: '{module_name}:manager'")
         manager = found[0]
-    parser = argparse.ArgumentParser(prog=module_name, add_help=False)
+    return _app_of(manager, module_name, manager_args)
+
+
+def _app_of(manager: t.Any, prog: str, manager_args: t.Sequence[str]) -> Flask:
+    """The application ``manager.run()`` would make from ``manager_args``, with the
+    Manager's commands registered."""
+    parser = argparse.ArgumentParser(prog=prog, add_help=False)
     for option in manager.get_options():
         parser.add_argument(*option.args, **option.kwargs)
     parser.error = _ArgparseErrors(None)

@@ -84,7 +84,8 @@ import click
 from flask import Flask
 
 from . import bridge, runner
-from .core import TRACEBACK_ENV, MigrateError, error_message
+from .core import MigrateError
+from .runner import load_manager
 
 DEFAULT_OUTPUT = "commands.py"
 
@@ -159,58 +160,6 @@ class Conversion:
     skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
     formatter: str | None = None
-
-
-class _ManagerRun(BaseException):
-    # BaseException: a script's own ``except Exception`` must not swallow it.
-    def __init__(self, manager: t.Any) -> None:
-        super().__init__()
-        self.manager = manager
-
-
-def load_manager(script: str) -> tuple[t.Any, types.ModuleType]:
-    """Run ``script`` as the runner does, up to ``manager.run()``.
-
-    :param script: path to the ``manage.py``.
-    :returns: the Manager the script runs (with the commands given to ``run()``) and
-        the module the script ran in.
-    :raises MigrateError: the script failed, exited, or ran no Manager and defines not
-        exactly one.
-    """
-    from . import _flask_script_compat
-
-    script_module = _flask_script_compat.apply()
-    manager_class = script_module.Manager
-    original_run = manager_class.__dict__["run"]
-
-    def stop_at_run(self: t.Any, commands: t.Any = None, default_command: t.Any = None):
-        if commands:
-            self._commands.update(commands)
-        raise _ManagerRun(self)
-
-    module = types.ModuleType("__main__")
-    manager = None
-    manager_class.run = stop_at_run
-    try:
-        runner.run_script(script, [], module=module)
-    except _ManagerRun as stop:
-        manager = stop.manager
-    except SystemExit as exc:
-        raise MigrateError(f"{script} exited (code {exc.code}) before manager.run()") from exc
-    except Exception as exc:
-        if os.environ.get(TRACEBACK_ENV):
-            raise
-        raise MigrateError(f"running {script} failed: {error_message(exc)}") from exc
-    finally:
-        manager_class.run = original_run
-    if manager is None:
-        found = [v for v in vars(module).values()
-                 if isinstance(v, manager_class) and v.parent is None]
-        if len(found) != 1:
-            raise MigrateError(f"{script} does not call manager.run() and defines "
-                               f"{len(found)} top-level Managers: cannot tell which to convert")
-        manager = found[0]
-    return manager, module
 
 
 # -- reading the script ----------------------------------------------------------------
@@ -441,9 +390,12 @@ def _is_flask_script(value: t.Any, flask_script: types.ModuleType) -> bool:
 
 
 def _calls_app_run(func: types.FunctionType | None) -> str | None:
-    """Whether a command's function calls ``app.run()``: a ``.run(...)`` call on a
-    Flask application of its module, on ``current_app``, or on a name or attribute
-    called ``app``.
+    """Whether a command's function calls ``app.run()``: ``.run(...)`` on a Flask
+    application of its module, on ``current_app``, on an attribute called ``app``
+    (``self.app``), on a parameter called ``app``, or on a local made by a function of
+    its module (``app = create_app()``) or by ``Flask``; not on a local made by another
+    class or by a name imported inside the function (``app = WSGIApplication()``: a
+    gunicorn server).
 
     :param func: the function (its source is read, with its module's globals).
     :returns: the call as written (``app.run()``), or None.
@@ -455,15 +407,34 @@ def _calls_app_run(func: types.FunctionType | None) -> str | None:
     except (OSError, TypeError, SyntaxError):
         return None
     namespace = func.__globals__
+    made: dict[str, list[ast.expr]] = {}
     for node in ast.walk(tree):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "run"):
-            continue
-        base = node.func.value
-        name = base.id if isinstance(base, ast.Name) else \
-            base.attr if isinstance(base, ast.Attribute) else None
-        value = namespace.get(name, _MISSING) if isinstance(base, ast.Name) else _MISSING
-        if name == "app" or isinstance(value, Flask) or value is current_app:
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    made.setdefault(target.id, []).append(node.value)
+
+    def flask_app(base: ast.expr) -> bool:
+        if isinstance(base, ast.Attribute):
+            return base.attr == "app"
+        if not isinstance(base, ast.Name):
+            return False
+        if base.id not in made:
+            value = namespace.get(base.id, _MISSING)
+            return isinstance(value, Flask) or value is current_app or (
+                base.id == "app" and value is _MISSING)  # a parameter
+        for value in made[base.id]:
+            maker = namespace.get(value.func.id, _MISSING) \
+                if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) \
+                else _MISSING
+            if isinstance(maker, types.FunctionType) or \
+                    isinstance(maker, type) and issubclass(maker, Flask):
+                return True
+        return False
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr == "run" and flask_app(node.func.value):
             return f"{ast.unparse(node.func)}()"
     return None
 
@@ -860,6 +831,8 @@ class _Writer:
         self.from_script: set[str] = set()          # names imported from the script
         self.copies: dict[int, _Code | str] = {}
         self._reported: set[tuple[str, str]] = set()
+        self.migrate_paths: set[tuple[str, ...]] = set()
+        self.migrate_added: list[tuple[tuple[str, ...], str]] = []  # (path, ident)
         self.entries = list(self._walk(manager, ()))
         # Command functions that copied code calls stay plain functions (a Click command
         # cannot be called like one); their command becomes a small wrapper.
@@ -942,6 +915,8 @@ class _Writer:
                     (label, bridge.skip_reason(kind, path[-1], entry)))
                 if kind == bridge.SHELL and len(path) == 1:
                     self._shell(entry)
+                if kind == bridge.MIGRATE:
+                    self._migrate_added(path, entry)
         for name, kind in bridge.default_entries(self.manager).items():
             self.conversion.skipped.append((name, bridge.skip_reason(kind, name)))
         self._flask_script_imports()
@@ -981,6 +956,20 @@ class _Writer:
     def _register(self, path: tuple[str, ...], ident: str) -> None:
         if len(path) == 1:
             self.top.append(ident)
+        elif path[:-1] in self.migrate_paths:
+            self.migrate_added.append((path, ident))
+
+    def _migrate_added(self, path: tuple[str, ...], migrate: t.Any) -> None:
+        """The commands the script added to ``MigrateCommand`` (``@MigrateCommand.command``,
+        run as ``manage.py db create``) become commands of ``flask db``."""
+        self.migrate_paths.add(path)
+        for name, entry in migrate._commands.items():
+            if name not in migrate.click_group.commands:
+                if bridge.entry_kind(entry, self.script.flask_script) == bridge.COMMAND:
+                    self._command((*path, name), entry, migrate, "click")
+                else:
+                    self.conversion.skipped.append((f"{' '.join(path)} {name}",
+                                                    "not a command"))
 
     def _group(self, path: tuple[str, ...], manager: t.Any, parent: str) -> None:
         label = " ".join(path)
@@ -1015,11 +1004,19 @@ class _Writer:
         elif problem is None and ("<locals>" in func.__qualname__
                                   or func.__module__ in (None, "__main__")):
             problem = f"{func.__qualname__} cannot be imported from {func.__module__}"
+        elif problem is None and method and _is_flask_script(type(entry),
+                                                             self.script.flask_script):
+            problem = f"{type(entry).__name__} is a command of Flask-Script itself" + (
+                ": 'flask routes' lists the URLs" if type(entry).__name__ == "ShowUrls"
+                else "")
         elif problem is None and method:
             # A Command subclass of another module: make it as the script made it.
             made = self.script.construction(path[-1], entry)
             if isinstance(made, str):
                 problem = made
+            else:
+                problem = next(filter(None, (self.script.binding(name)[1]
+                                             for name in sorted(made[1]))), None)
         translation = None
         if problem is None:
             translation = _Translation(entry.create_parser(label, parent=owner), self.type_name)
@@ -1187,6 +1184,11 @@ class _Writer:
         register = [f"    app.cli.add_command({ident})" for ident in self.top]
         if self.shell_context:
             register.append(f"    app.shell_context_processor({self.shell_context})")
+        for path, ident in self.migrate_added:
+            register += [
+                f"    # {source} added '{' '.join(path)}' to MigrateCommand: now a command of",
+                f"    # 'flask {path[0]}', which Migrate(app, db) has registered by now.",
+                f"    app.cli.commands[{_literal(path[0])}].add_command({ident})"]
         text.append("\n\ndef init_app(app):\n"
                     f'    """Add the commands of {source} to ``app.cli``."""\n'
                     + "\n".join(register or ["    pass"]) + "\n")
@@ -1279,7 +1281,7 @@ def convert(script: str, output: str | None = None, *, format_code: bool = True)
     conversion = Conversion(output)
     writer = _Writer(_Script(script, module, manager), manager, conversion)
     text = writer.write()
-    if not writer.top and writer.shell_context is None:
+    if not writer.top and writer.shell_context is None and not writer.migrate_added:
         left = ", ".join(name for name, _ in conversion.skipped)
         raise MigrateError(f"{os.path.basename(script)} has no command to convert"
                            + (f" (only {left}: see 'flask --help')" if left else "")
