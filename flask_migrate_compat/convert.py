@@ -39,7 +39,9 @@ file is never overwritten) where:
   (as the bridge names it), with a ``TODO`` to choose a name;
 * ``db`` (``flask db`` comes from ``Migrate``), ``shell`` (``flask shell``; a custom
   ``make_context`` becomes a shell context processor) and ``runserver`` (``flask run``)
-  are not converted.
+  are not converted; the commands the script added to ``MigrateCommand``
+  (``@MigrateCommand.command``) are, and ``init_app`` adds them to ``flask db``
+  (``app.cli.commands['db'].add_command``: the group ``Migrate`` registered).
 
 Whatever cannot be translated faithfully gets a ``# TODO`` comment naming what and why
 and a line in the report: a ``Command`` subclass overriding ``__call__`` or using

@@ -233,3 +233,27 @@ def test_app_run_serves_under_the_bridge(app, monkeypatch):
     assert invoke(app, "serve_it").exit_code == 0
     assert seen == [None]
     assert __import__("os").environ[bridge.RUN_FROM_CLI_ENV] == "true"
+
+
+def test_commands_added_to_migrate_command_join_flask_db(app):
+    """An application that added its own commands to MigrateCommand
+    (@MigrateCommand.command: 'manage.py db create') finds them under 'flask db',
+    next to Migrate's; the shared 'flask db' group itself is not changed."""
+    from flask_migrate_compat.cli import db as db_group
+    from flask_migrate_compat.script import make_migrate_command
+
+    app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
+    Migrate(app, SQLAlchemy(app))
+    migrate_command = make_migrate_command()
+
+    @migrate_command.command
+    def create():
+        """Create the tables and stamp the head."""
+        print("created in", __import__("flask").current_app.name)
+
+    manager = flask_script.Manager(app)
+    manager.add_command("db", migrate_command)
+    assert invoke(app, "db", "create").output == "created in bridged\n"
+    listing = invoke(app, "db", "--help").output
+    assert "create   " in listing and "upgrade  " in listing
+    assert "create" not in db_group.commands

@@ -334,3 +334,77 @@ def test_nothing_to_convert_writes_nothing(tmp_path, capsys, body, left):
     assert capsys.readouterr().err == \
         f"Error: empty_manage.py has no command to convert{left}; nothing written\n"
     assert not (tmp_path / "commands.py").exists()
+
+
+SERVERS_AND_DB = '''\
+from flask import Flask
+from flask_script import Command, Manager
+from flask_script.commands import ShowUrls
+
+from flask_migrate_compat.script import make_migrate_command
+
+app = Flask("extras")
+manager = Manager(app)
+MigrateCommand = make_migrate_command()  # a fresh one: this test adds to it
+
+
+@MigrateCommand.command
+def create():
+    """Create everything."""
+    print("create in", app.name)
+
+
+class Gunicorn(Command):
+    """Serve with another server (its run() is no Flask app.run())."""
+
+    def run(self):
+        class WSGIApplication:
+            def run(self):
+                print("gunicorn would serve")
+
+        app = WSGIApplication()
+        return app.run()
+
+
+manager.add_command("db", MigrateCommand)
+manager.add_command("urls", ShowUrls())
+manager.add_command("start", Gunicorn())
+
+if __name__ == "__main__":
+    manager.run()
+'''
+
+
+def test_migrate_command_additions_show_urls_and_other_servers(tmp_path, monkeypatch):
+    """Commands added to MigrateCommand become 'flask db' commands; Flask-Script's own
+    ShowUrls is a stub naming 'flask routes'; a local server's .run() is not app.run()."""
+    (tmp_path / "extras_manage.py").write_text(SERVERS_AND_DB)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    done = convert.convert(str(tmp_path / "extras_manage.py"),
+                           str(tmp_path / "extras_commands.py"), format_code=False)
+    assert done.converted == ["db create", "start"]
+    assert dict(done.todos)["urls"] == "not converted: ShowUrls is a command of Flask-Script " \
+        "itself: 'flask routes' lists the URLs. Write it by hand from extras_manage.py."
+    assert not any("app.run" in text for _, text in done.todos)
+    text = (tmp_path / "extras_commands.py").read_text()
+    assert '    app.cli.commands["db"].add_command(create)\n' in text
+    try:
+        import extras_commands
+    finally:
+        for name in ("extras_commands", "extras_manage"):
+            sys.modules.pop(name, None)
+    from flask_migrate_compat import Migrate
+    from flask_sqlalchemy import SQLAlchemy
+
+    app = Flask("converted")
+    app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
+    Migrate(app, SQLAlchemy(app))
+    from flask_migrate_compat.cli import db as db_group
+
+    try:
+        extras_commands.init_app(app)
+        cli = app.test_cli_runner()
+        assert cli.invoke(args=["db", "create"]).output == "create in extras\n"
+        assert cli.invoke(args=["start"]).output == "gunicorn would serve\n"
+    finally:
+        db_group.commands.pop("create", None)  # init_app added it to the shared group

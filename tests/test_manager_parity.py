@@ -549,3 +549,45 @@ def test_factory_manager_command_not_found_names_the_bridge(tmp_path):
                            "flask_migrate_compat.bridge:manager_app('factory_manage')",
                            "config"])
     assert (named.returncode, named.stdout) == (0, "greeting: default\n")
+
+
+MAIN_MANAGE = '''\
+from flask import Flask, current_app
+from flask_script import Command, Manager
+
+
+def create_app(config=None):
+    app = Flask("late_app")
+    app.config["WHO"] = config or "nobody"
+    return app
+
+
+manager = Manager(create_app)
+manager.add_option("-c", "--config", dest="config", required=False)
+
+
+def main():
+    # Commands added only when the script runs, as a console script's main() does.
+    manager.add_command("late", Command(lambda: print("late for", current_app.config["WHO"])))
+    manager.run()
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def test_manager_app_runs_a_script_up_to_manager_run(tmp_path):
+    """manager_app('main_manage.py', ...) runs the script as python would, up to
+    manager.run(), so commands its main() adds are there too."""
+    (tmp_path / "main_manage.py").write_text(MAIN_MANAGE)
+    legacy = run(tmp_path, ["main_manage.py", "-c", "ann", "late"])
+    assert (legacy.returncode, legacy.stdout) == (0, "late for ann\n"), legacy.stderr
+    loader = "flask_migrate_compat.bridge:manager_app('main_manage.py', '-c', 'ann')"
+    bridged = run(tmp_path, ["-m", "flask", "--app", loader, "late"])
+    assert (bridged.returncode, bridged.stdout, bridged.stderr) \
+        == (legacy.returncode, legacy.stdout, legacy.stderr)
+    missing = run(tmp_path, ["-m", "flask", "--app",
+                             "flask_migrate_compat.bridge:manager_app('nothing.py')", "late"])
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "Error: running nothing.py failed: FileNotFoundError" in missing.stderr, missing.stderr
