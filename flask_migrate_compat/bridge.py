@@ -28,6 +28,8 @@ own commands win (``db`` when ``Migrate`` registered the ``flask db`` group, any
 the application registered itself); Flask-Script's ``shell`` is Flask's ``flask
 shell``, which gets the names of the ``Shell``'s ``make_context``; Flask-Script's
 ``runserver`` is a placeholder that names the ``flask run`` command line to use.
+Commands an application added to ``MigrateCommand`` itself (``@MigrateCommand.command
+def create()``, run as ``manage.py db create``) join ``flask db`` (:class:`MigrateGroup`).
 
 A command whose name is one of the ``flask`` command's own (``run``, ``shell``,
 ``routes``, and commands of installed Flask plugins) cannot be reached under that
@@ -593,7 +595,14 @@ def manager_created(manager: t.Any) -> None:
     (from ``create_app`` found in the module), which knows nothing of the Manager. So
     Click's ``No such command 'X'.`` gets a second line when ``X`` is one of this
     Manager's commands and they were registered on no application: what to run instead.
-    The hook changes the failure message of the current ``flask`` invocation only.
+
+    How: Click asks the context's ``token_normalize_func`` (in every Click version) only
+    once it found no command of the name it was given; the function set on the current
+    ``flask`` invocation's context raises the error with the second line for such a name
+    and returns every other token unchanged (after the function it replaces, if any).
+    Registering the commands on Flask's application instead would run them on an
+    application made without the Manager's options (``-c prod.cfg``): perhaps on
+    another database.
 
     :param manager: the new Manager.
     """
