@@ -96,6 +96,7 @@ TODO_MARK = "TODO(flask-migrate-compat)"
 _RETURN_HELPER = "_exit_with_return_value"
 _REQUEST_HELPER = "_in_test_request_context"
 _APP_RUN_HELPER = "_let_app_run_serve"
+_ARGPARSE_DEFAULT_HELPER = "_argparse_default"
 _HELPERS = {
     _RETURN_HELPER: '''\
 def _exit_with_return_value(f):
@@ -122,6 +123,16 @@ def _in_test_request_context(f):
             return f(*args, **kwargs)
 
     return command
+''',
+    _ARGPARSE_DEFAULT_HELPER: '''\
+def _argparse_default(value):
+    """An option's default as manage.py's argparse parser gave it, unconverted (25,
+    not "25"; [] for an absent multiple option): a Click callback."""
+
+    def callback(ctx, param, given):
+        return value if given is None or given == () else given
+
+    return callback
 ''',
     _APP_RUN_HELPER: '''\
 def _let_app_run_serve(f):
@@ -616,6 +627,7 @@ class _Translation:
         self.params: list[_Param] = []
         self.todos: list[str] = []
         self.names: set[str] = set()
+        self.helpers: set[str] = set()
         self.stub: str | None = None
         self.type_name = type_name
         by_dest: dict[str, _Param] = {}
@@ -754,27 +766,74 @@ class _Translation:
 
     def _compare(self, param: _Param, action: argparse.Action) -> None:
         """Parse an empty command line (and each flag alone) with argparse and with
-        Click; a difference becomes a TODO, since the copied code would see it."""
+        Click; a difference becomes a TODO, since the copied code would see it.
+
+        One difference is repaired instead: argparse hands an absent option's default
+        over as it is (``default=25``, ``default=[]``, ``default=True`` with no
+        ``type``: values given on the command line are text), where Click converts the
+        default with the option's type (``'25'``) or gives ``()`` for a multiple value.
+        Such an option gets no Click default but the callback
+        ``_argparse_default(<default>)``, which hands the default over as it is."""
         argvs = [] if action.required else [[]]
         if action.option_strings and action.nargs == 0:
             argvs += [[flag] for flag in action.option_strings]
         for argv in argvs:
-            parser = argparse.ArgumentParser(add_help=False)
-            parser._add_action(action)
-            try:
-                expected = getattr(parser.parse_args(argv), action.dest)
-            except SystemExit:
-                expected = "an error"
-            live = param.live()
-            try:
-                got = click.Command("check", params=[live]).make_context(
-                    "check", list(argv)).params[live.name]
-            except click.ClickException as exc:
-                got = f"an error ({exc.format_message()})"
-            if type(got) is not type(expected) or got != expected:
-                self.todos.append(f"{live.name}: for {' '.join(argv) or 'an empty command line'}"
+            expected = _argparse_value(action, argv)
+            got = _click_value(param, argv)
+            if not _same(got, expected) and not argv and action.nargs != 0 \
+                    and self._default_by_callback(param, expected):
+                got = _click_value(param, argv)
+            if not _same(got, expected):
+                self.todos.append(f"{param.live().name}: for "
+                                  f"{' '.join(argv) or 'an empty command line'}"
                                   f" Click passes {got!r} where argparse passed {expected!r}")
                 return
+
+    def _default_by_callback(self, param: _Param, default: t.Any) -> bool:
+        """Give ``param`` argparse's ``default`` through a callback (see
+        :meth:`_compare`); False when that does not make Click agree."""
+        try:
+            text = f"{_ARGPARSE_DEFAULT_HELPER}({_literal(default)})"
+        except ValueError:
+            return False
+        kwargs = {k: v for k, v in param.kwargs.items() if k != "default"}
+        kwargs["callback"] = _Expr(text, _argparse_default(default))
+        trial = _Param(param.kind, list(param.decls), kwargs, param.comment)
+        if not _same(_click_value(trial, []), default):
+            return False
+        param.kwargs = kwargs
+        self.helpers.add(_ARGPARSE_DEFAULT_HELPER)
+        return True
+
+
+def _argparse_default(value: t.Any) -> t.Callable[..., t.Any]:
+    """The callback :data:`_ARGPARSE_DEFAULT_HELPER` writes into a converted module,
+    for the comparison here (the same code: see ``_HELPERS``)."""
+    namespace: dict[str, t.Any] = {}
+    exec(_HELPERS[_ARGPARSE_DEFAULT_HELPER], namespace)  # noqa: S102 - our own text
+    return namespace[_ARGPARSE_DEFAULT_HELPER](value)
+
+
+def _same(got: t.Any, expected: t.Any) -> bool:
+    return type(got) is type(expected) and got == expected
+
+
+def _argparse_value(action: argparse.Action, argv: list[str]) -> t.Any:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser._add_action(action)
+    try:
+        return getattr(parser.parse_args(argv), action.dest)
+    except SystemExit:
+        return "an error"
+
+
+def _click_value(param: _Param, argv: list[str]) -> t.Any:
+    live = param.live()
+    try:
+        return click.Command("check", params=[live]).make_context(
+            "check", list(argv)).params[live.name]
+    except click.ClickException as exc:
+        return f"an error ({exc.format_message()})"
 
 
 # -- writing the module ----------------------------------------------------------------
@@ -813,7 +872,8 @@ def _comment(text: str) -> str:
 
 
 _RESERVED = frozenset(("click", "functools", "os", "sys", "current_app", "with_appcontext",
-                       "init_app", _RETURN_HELPER, _REQUEST_HELPER, _APP_RUN_HELPER))
+                       "init_app", _RETURN_HELPER, _REQUEST_HELPER, _APP_RUN_HELPER,
+                       _ARGPARSE_DEFAULT_HELPER))
 
 
 class _Writer:
@@ -1029,6 +1089,7 @@ class _Writer:
             return
         lines = [self.todo(label, text) for text in translation.todos]
         lines += self.need(translation.names, label)
+        self.helpers |= translation.helpers
         if code is not None:
             lines += self.need(code.globals_used, label)
             returns = code.returns_value
