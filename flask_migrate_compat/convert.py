@@ -48,6 +48,9 @@ and a line in the report: a ``Command`` subclass overriding ``__call__`` or usin
 ``self`` in ``run``, an argparse option Click does not express (Click's value would
 differ, checked by parsing both), a name the script does not bind. Such a command is
 written as a stub that fails with one ``Error:`` line until it is finished by hand.
+An absent option's default, which argparse handed over unconverted (``25``, ``[]``)
+where Click would convert it (``'25'``) or give ``()``, is repaired instead: the
+option gets the callback ``_argparse_default(<default>)`` (see ``_Translation``).
 
 Nothing is written when the Manager has nothing to convert (only ``db``, ``shell`` or
 ``runserver``, or no command at all), nor when the output folder does not exist or
