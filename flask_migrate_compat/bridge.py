@@ -495,7 +495,8 @@ def _register(app: Flask, root: t.Any, name: str, skipped: dict[str, str]) -> No
             skipped[name] = (f"'flask {name}' is Flask's own command, and the application "
                              f"has its own 'flask {alias}'")
     elif kind == MIGRATE and isinstance(existing or command, click.Group) and any(
-            added not in command.commands for added in root._commands[name]._commands):
+            added not in command.commands
+            for added in getattr(root._commands[name], "_commands", {})):
         # 'flask db' (Migrate's, or the MigrateCommand's own group), plus the commands the
         # application added to MigrateCommand itself (@MigrateCommand.command).
         if existing is not None:
