@@ -227,6 +227,7 @@ class _Script:
     def __init__(self, path: str, module: types.ModuleType, manager: t.Any) -> None:
         self.path = path
         self.name = os.path.splitext(os.path.basename(path))[0]
+        self.import_name = _import_name(path)
         self.namespace = vars(module)
         with open(path, encoding="utf-8") as f:
             self.text = f.read()
@@ -385,12 +386,28 @@ class _Script:
                 return None, f"uses {name}, which {where} binds in several places"
             if not self.name.isidentifier():
                 return None, f"uses {name}, defined in {where}, which cannot be imported"
-            return ("from", self.name, name, None, 0), None
+            return ("from", self.import_name, name, None, 0), None
         (key,) = keys
         if key[-1]:
             return None, f"uses {name}, which {where} imports relatively"
         served = runner.served_module(key[1], runner._migrate_redirect_reason())
         return (key if served is None else (key[0], served, *key[2:])), None
+
+
+def _import_name(path: str) -> str:
+    """The name a module beside ``path`` imports ``path`` by: ``manage``, or
+    ``lemur.manage`` when its folder is a package (``__init__.py``), since the converted
+    module is written into that package too. (``python manage.py`` put the folder
+    itself first on ``sys.path``; an application importing ``lemur.commands`` does not.)
+    """
+    folder, name = os.path.split(os.path.splitext(os.path.abspath(path))[0])
+    parts = [name]
+    while os.path.isfile(os.path.join(folder, "__init__.py")):
+        folder, package = os.path.split(folder)
+        if not package.isidentifier():
+            break
+        parts.insert(0, package)
+    return ".".join(parts)
 
 
 def _is_flask_script(value: t.Any, flask_script: types.ModuleType) -> bool:
@@ -954,7 +971,7 @@ class _Writer:
             if key is None:
                 continue
             comment = None
-            if key[1] == self.script.name:
+            if key[1] == self.script.import_name:
                 comment = (f"defined in {self.script.name}.py: move it into the application "
                            f"before deleting {self.script.name}.py")
                 self.from_script.add(name)
@@ -999,7 +1016,7 @@ class _Writer:
         script = self.script.flask_script
         for key in list(self.imports):
             module_name = key[1]
-            if module_name == self.script.name \
+            if module_name == self.script.import_name \
                     or module_name.partition(".")[0] == "flask_migrate_compat":
                 continue
             module = sys.modules.get(module_name)
@@ -1206,7 +1223,7 @@ class _Writer:
 
     def _module(self) -> str:
         source = os.path.basename(self.script.path)
-        module = os.path.splitext(os.path.basename(self.conversion.output))[0]
+        module = _import_name(self.conversion.output)
         doc = [f"Click commands for flask, converted from {source}.", "",
                f"Written by flask-migrate-compat's converter; the command functions are "
                f"copied unchanged from {source}. Register them where the application is "
@@ -1219,7 +1236,7 @@ class _Writer:
             factory = self.manager.app
             module = getattr(factory, "__module__", None) or "app"
             if module == "__main__":  # the script defines the factory
-                module = self.script.name
+                module = self.script.import_name
             target = f"{module}:{getattr(factory, '__name__', 'create_app')}(...)"
             note = (f"The options {', '.join('/'.join(o.args) for o in options)} of {source} "
                     f"went to the application factory; with flask, pass them in FLASK_APP "

@@ -410,3 +410,44 @@ def test_migrate_command_additions_show_urls_and_other_servers(tmp_path, monkeyp
         assert cli.invoke(args=["start"]).output == "gunicorn would serve\n"
     finally:
         db_group.commands.pop("create", None)  # init_app added it to the shared group
+
+
+def test_script_inside_a_package_is_imported_by_its_package_name(tmp_path, monkeypatch):
+    """lemur/manage.py (a package's module run as a script): the converted
+    lemur/commands.py imports the script's own names from lemur.manage, the name an
+    application importing lemur.commands can resolve."""
+    package = tmp_path / "pkgapp"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "manage.py").write_text(textwrap.dedent('''\
+        from flask import Flask
+        from flask_script import Manager
+
+        app = Flask("pkgapp")
+        manager = Manager(app)
+        GREETING = "hello from the package"
+
+
+        @manager.command
+        def greet():
+            print(GREETING)
+
+
+        if __name__ == "__main__":
+            manager.run()
+        '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    convert.convert(str(package / "manage.py"), format_code=False)
+    text = (package / "commands.py").read_text()
+    assert "from pkgapp.manage import GREETING\n" in text
+    assert "    from pkgapp.commands import init_app\n" in text
+    try:
+        from pkgapp import commands
+
+        app = Flask("converted")
+        commands.init_app(app)
+        assert app.test_cli_runner().invoke(args=["greet"]).output == \
+            "hello from the package\n"
+    finally:
+        for name in ("pkgapp", "pkgapp.manage", "pkgapp.commands"):
+            sys.modules.pop(name, None)
