@@ -919,7 +919,11 @@ class _Writer:
         # Command functions that copied code calls stay plain functions (a Click command
         # cannot be called like one); their command becomes a small wrapper.
         functions = {}
-        for _, entry, _ in self.entries:
+        migrate_added = [added for _, entry, _ in self.entries
+                         if bridge.entry_kind(entry, script.flask_script) == bridge.MIGRATE
+                         for name, added in entry._commands.items()
+                         if name not in entry.click_group.commands]
+        for entry in [e for _, e, _ in self.entries] + migrate_added:
             func = _function_of(entry)
             if func is not None and script.owns(func) and _unconvertible(entry, script) is None:
                 functions[id(func)] = func, "run" not in vars(entry)
