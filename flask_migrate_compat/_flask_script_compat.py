@@ -35,8 +35,10 @@ library and of Flask as it found it:
 One addition is not a shim but the bridge to Flask's CLI (:mod:`flask_migrate_compat.bridge`):
 ``Manager.add_command`` (which ``@manager.command`` and ``@manager.option`` call too)
 also registers the new command on ``app.cli`` of a ``Manager(app)``, and
-``Manager(..., flask_cli=False)`` turns that off for one manager. The bridge module is
-loaded when a command is first added.
+``Manager(..., flask_cli=False)`` turns that off for one manager; ``Manager.__init__``
+tells the bridge of a ``Manager(create_app)`` made under ``flask`` (see
+:func:`flask_migrate_compat.bridge.manager_created`). The bridge module is loaded when
+a Manager is first made.
 
 Entry points: :func:`pre_import` and :func:`post_import` bracket the execution of
 ``flask_script`` (the import hook in :mod:`flask_migrate_compat._import_hook` calls
@@ -236,6 +238,16 @@ def _bridged_init(self, *args, flask_cli=True, **kwargs):
     ``app.cli`` (see :mod:`flask_migrate_compat.bridge`)."""
     self.flask_cli = flask_cli
     _originals["Manager.__init__"](self, *args, **kwargs)
+    try:
+        from flask_migrate_compat import bridge
+
+        bridge.manager_created(self)
+    except Exception as exc:  # noqa: BLE001 - the bridge must never break manage.py
+        import warnings
+
+        warnings.warn(f"flask-migrate-compat: the flask command will not name the bridge "
+                      f"for this Manager: {type(exc).__name__}: {exc}", RuntimeWarning,
+                      stacklevel=2)
 
 
 def _bridged_add_command(self, *args, **kwargs):

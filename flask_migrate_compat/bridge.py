@@ -28,10 +28,29 @@ own commands win (``db`` when ``Migrate`` registered the ``flask db`` group, any
 the application registered itself); Flask-Script's ``shell`` is Flask's ``flask
 shell``, which gets the names of the ``Shell``'s ``make_context``; Flask-Script's
 ``runserver`` is a placeholder that names the ``flask run`` command line to use.
+Commands an application added to ``MigrateCommand`` itself (``@MigrateCommand.command
+def create()``, run as ``manage.py db create``) join ``flask db`` (:class:`MigrateGroup`).
+
+A command whose name is one of the ``flask`` command's own (``run``, ``shell``,
+``routes``, and commands of installed Flask plugins) cannot be reached under that
+name: ``flask routes`` is always Flask's. Such a command is bridged as
+``flask manager-routes`` (:data:`RENAMED_PREFIX`), and ``flask --help`` says so on
+its line.
+
+A command that calls ``app.run()`` (a profiler command that wraps ``app.wsgi_app``
+and serves it) serves as it did under ``manage.py``: Flask's CLI sets
+``FLASK_RUN_FROM_CLI=true`` so that ``app.run()`` returns at once (Flask 1.0 to 2.1 in
+``FlaskGroup.main``, 2.2 and later in ``FlaskGroup.make_context``; ``Flask.run`` reads it
+since 1.0); the bridge removes it while the command runs and puts it back afterwards.
+
+A ``Manager(create_app)`` has no application of its own, so ``flask --app manage X``
+finds none of its commands on the application Flask made; Click's ``No such command``
+error then also names :func:`manager_app` and :func:`add_manager_commands`.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import inspect
 import os
@@ -48,6 +67,13 @@ NO_BRIDGE_ENV = "FLASK_MIGRATE_COMPAT_NO_BRIDGE"
 
 #: Attribute of a Manager listing the applications its commands are registered on.
 _APPS_ATTR = "_flask_migrate_compat_apps"
+
+#: What a command named like one of the ``flask`` command's own is bridged as, before
+#: its name (``flask manager-routes``).
+RENAMED_PREFIX = "manager-"
+
+#: The variable Flask's CLI sets to make ``app.run()`` return at once.
+RUN_FROM_CLI_ENV = "FLASK_RUN_FROM_CLI"
 
 # What a Manager's entry is, for the bridge and the converter alike.
 GROUP, COMMAND, MIGRATE, SHELL, SERVER = "group", "command", "migrate", "shell", "server"
@@ -138,6 +164,53 @@ def skip_reason(kind: str, name: str, command: t.Any = None) -> str:
     return SKIP_REASONS[kind].format(name=name, run=run_command_line(server))
 
 
+@functools.lru_cache(maxsize=None)
+def flask_command_names() -> frozenset[str]:
+    """The names the ``flask`` command itself answers to, whatever the application.
+
+    :returns: Flask's built-in commands (``run``, ``shell``, ``routes``) and those of
+        the installed plugins (entry points ``flask.commands``); ``FlaskGroup`` looks
+        these up before the application's ``app.cli``, so a command of that name on
+        ``app.cli`` is never reached.
+    """
+    from importlib.metadata import entry_points
+
+    from flask.cli import FlaskGroup
+
+    names = set(FlaskGroup().commands)
+    try:
+        plugins = entry_points(group="flask.commands")
+    except TypeError:  # Python 3.9: entry_points() takes no arguments
+        plugins = entry_points().get("flask.commands", ())
+    names.update(plugin.name for plugin in plugins)
+    return frozenset(names)
+
+
+def renamed(name: str) -> str:
+    """The name a top-level Manager command named like a ``flask`` command of Flask's
+    own gets: ``routes`` -> ``manager-routes`` (see :func:`flask_command_names`)."""
+    return RENAMED_PREFIX + name
+
+
+class allow_app_run:
+    """Context manager: ``app.run()`` serves inside it, as under ``manage.py``.
+
+    Flask's CLI sets ``FLASK_RUN_FROM_CLI=true`` (Flask 1.0-2.1 in ``FlaskGroup.main``,
+    2.2+ in ``FlaskGroup.make_context``) and ``Flask.run`` returns at once when it
+    finds it, so that a module calling ``app.run()`` outside a ``__main__`` guard does
+    not block ``flask``. A Manager command calling ``app.run()`` on purpose (a profiler
+    command) did serve under ``manage.py``; the variable is removed for the call and
+    restored after it.
+    """
+
+    def __enter__(self) -> None:
+        self.saved = os.environ.pop(RUN_FROM_CLI_ENV, None)
+
+    def __exit__(self, *exc_info: t.Any) -> None:
+        if self.saved is not None:
+            os.environ[RUN_FROM_CLI_ENV] = self.saved
+
+
 def exit_with(result: t.Any) -> None:
     """Exit the way ``manager.run()`` exits with a command's return value, in Click's
     terms: nothing for a false value, exit code ``result`` for an integer, else print
@@ -196,6 +269,15 @@ class _ArgparseErrors:
         raise click.UsageError(message, self.ctx)
 
 
+def _renamed_help(command: t.Any, text: str) -> str:
+    """A renamed command's ``flask --help`` line: why, then its own short help."""
+    name = command.renamed_from
+    if name is None:
+        return text
+    return " ".join(filter(None, [f"The Manager's '{name}' ('flask {name}' is Flask's own).",
+                                  text]))
+
+
 class ManagerCommand(click.Command):
     """A Flask-Script command as a Click command.
 
@@ -232,12 +314,15 @@ class ManagerCommand(click.Command):
         ctx.args = list(args)
         return ctx.args
 
+    #: The Manager's name for a command bridged under another (see :func:`renamed`).
+    renamed_from: str | None = None
+
     def get_short_help_str(self, limit: int = 45) -> str:
         try:
             self.help = command_help(_resolve(self.root, self.path)[0])
         except click.UsageError:
             self.help = None
-        return super().get_short_help_str(limit)
+        return _renamed_help(self, super().get_short_help_str(limit))
 
     def get_usage(self, ctx: click.Context) -> str:
         usage = self._parser(ctx)[2].format_usage().strip()
@@ -267,7 +352,8 @@ class ManagerCommand(click.Command):
         commands_module = sys.modules.get(f"{script_module(self.root).__name__}.commands")
         invalid = getattr(commands_module, "InvalidCommand", ())
         try:
-            result = command(app, *args, **values)
+            with allow_app_run():
+                result = command(app, *args, **values)
         except invalid as exc:
             raise click.ClickException(str(exc)) from exc
         exit_with(result)
@@ -285,9 +371,11 @@ class ManagerGroup(click.Group):
     def _manager(self) -> t.Any:
         return _resolve(self.root, self.path)[0]
 
+    renamed_from: str | None = None
+
     def get_short_help_str(self, limit: int = 45) -> str:
         self.help = command_help(self._manager())
-        return super().get_short_help_str(limit)
+        return _renamed_help(self, super().get_short_help_str(limit))
 
     def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         manager = self._manager()
@@ -307,6 +395,41 @@ class ManagerGroup(click.Group):
             return bridged_entry(self.root, (*self.path, name))[0]
         kind = default_entries(manager).get(name)
         return None if kind is None else Placeholder(self.root, name, kind)
+
+
+class MigrateGroup(click.Group):
+    """``flask db`` (the group Migrate registered, or the ``MigrateCommand``'s own
+    Click group: ``base``) with the commands an application added to ``MigrateCommand``
+    (``@MigrateCommand.command def create(): ...``), which ``manage.py db create`` ran.
+    The shared ``base`` group is not changed: this group, one per application, asks it
+    first."""
+
+    def __init__(self, root: t.Any, path: tuple[str, ...], base: click.Group) -> None:
+        super().__init__(path[-1], help=base.help, short_help=base.short_help,
+                         params=list(base.params), callback=base.callback,
+                         context_settings=dict(base.context_settings),
+                         invoke_without_command=base.invoke_without_command,
+                         no_args_is_help=base.no_args_is_help)
+        self.root = root
+        self.path = path
+        self.base = base
+
+    def _added(self) -> list[str]:
+        try:
+            entry = _resolve(self.root, self.path)[0]
+        except click.UsageError:
+            return []
+        return [name for name in getattr(entry, "_commands", {})
+                if name not in self.base.commands]
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.base.list_commands(ctx), *self._added()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = self.base.get_command(ctx, name)
+        if command is None and name in self._added():
+            command = bridged_entry(self.root, (*self.path, name))[0]
+        return command
 
 
 class Placeholder(click.Command):
@@ -358,8 +481,30 @@ def _register(app: Flask, root: t.Any, name: str, skipped: dict[str, str]) -> No
     if kind == SHELL:
         skipped[name] = skip_reason(kind, name)
         _shell_context(app, root)
+    elif name in flask_command_names() and kind != MIGRATE:
+        if kind == SERVER:  # 'flask run' is what stands for it
+            skipped[name] = command.reason
+            return
+        alias = renamed(name)
+        if getattr(app.cli.commands.get(alias), "root", root) is root:
+            skipped[name] = (f"'flask {name}' is Flask's own command; the Manager's runs "
+                             f"as 'flask {alias}'")
+            command.renamed_from = name
+            app.cli.add_command(command, alias)
+        else:
+            skipped[name] = (f"'flask {name}' is Flask's own command, and the application "
+                             f"has its own 'flask {alias}'")
+    elif kind == MIGRATE and isinstance(existing or command, click.Group) and any(
+            added not in command.commands
+            for added in getattr(root._commands[name], "_commands", {})):
+        # 'flask db' (Migrate's, or the MigrateCommand's own group), plus the commands the
+        # application added to MigrateCommand itself (@MigrateCommand.command).
+        if existing is not None:
+            skipped[name] = skip_reason(MIGRATE, name)
+        base = getattr(existing, "base", existing or command)
+        app.cli.add_command(MigrateGroup(root, (name,), base), name)
     elif existing is not None and getattr(existing, "root", None) is not root:
-        # Flask's own command wins: 'flask db' of Migrate, or one the app registered.
+        # Flask's own command wins: one the app registered.
         skipped[name] = skip_reason(MIGRATE, name) if kind == MIGRATE else \
             f"the application's own 'flask {name}' command stands for it"
     else:
@@ -443,6 +588,69 @@ def commands_added(manager: t.Any, names: t.Sequence[str]) -> None:
             _register(app, manager, name, skipped)
 
 
+def manager_created(manager: t.Any) -> None:
+    """Hook run after ``Manager.__init__`` (installed by the Flask-Script shims).
+
+    A ``Manager(create_app)`` made while ``flask`` loads the application (``flask --app
+    manage X``) has no application to put its commands on, and Flask makes its own
+    (from ``create_app`` found in the module), which knows nothing of the Manager. So
+    Click's ``No such command 'X'.`` gets a second line when ``X`` is one of this
+    Manager's commands and they were registered on no application: what to run instead.
+
+    How: Click asks the context's ``token_normalize_func`` (in every Click version) only
+    once it found no command of the name it was given; the function set on the current
+    ``flask`` invocation's context raises the error with the second line for such a name
+    and returns every other token unchanged (after the function it replaces, if any).
+    Registering the commands on Flask's application instead would run them on an
+    application made without the Manager's options (``-c prod.cfg``): perhaps on
+    another database.
+
+    :param manager: the new Manager.
+    """
+    if isinstance(manager.app, Flask) or not _enabled(manager):
+        return
+    from flask.cli import FlaskGroup
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return
+    root = ctx.find_root()
+    if not isinstance(root.command, FlaskGroup):
+        return
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] in (
+            "flask_migrate_compat", script_module(manager).__name__):
+        frame = frame.f_back
+    module = frame.f_globals.get("__name__") if frame is not None else None
+    previous = root.token_normalize_func
+
+    def normalize(token: str) -> str:
+        # Click calls this on a command name only once it found no such command (and
+        # on option names of sub-commands, which pass through unchanged).
+        if previous is not None:
+            token = previous(token)
+        if click.get_current_context(silent=True) is root and manager.parent is None \
+                and token in manager._commands and not manager.__dict__.get(_APPS_ATTR):
+            raise click.UsageError(f"No such command {token!r}.\n"
+                                   + factory_hint(module or "manage", token), root)
+        return token
+
+    root.token_normalize_func = normalize
+
+
+def factory_hint(module: str, name: str) -> str:
+    """What to run when ``flask`` does not find a ``Manager(create_app)``'s command.
+
+    :param module: the module that made the Manager.
+    :param name: the command asked for.
+    :returns: one line naming :func:`manager_app` and :func:`add_manager_commands`.
+    """
+    return (f"'{name}' is a command of the Manager(create_app) in {module}, which makes "
+            f"its application only when it runs: use flask --app \"flask_migrate_compat."
+            f"bridge:manager_app('{module}')\" {name}, or call add_manager_commands(app, "
+            f"manager) where the application is made.")
+
+
 def manager_app(target: str, *manager_args: str) -> Flask:
     """The application a ``Manager(create_app)`` makes from its own options, with the
     Manager's commands registered: an app factory for ``flask --app``.
@@ -451,17 +659,38 @@ def manager_app(target: str, *manager_args: str) -> Flask:
 
         flask --app "flask_migrate_compat.bridge:manager_app('manage', '-c', 'prod.cfg')" seed
 
+    A script that adds commands only when run (in a ``main()`` its ``__main__`` block
+    calls, before ``manager.run()``) is named by its path instead, and run as
+    ``python`` runs it, up to ``manager.run()`` (:func:`.runner.load_manager`)::
+
+        flask --app "flask_migrate_compat.bridge:manager_app('manage.py', '-c', 'prod.cfg')" seed
+
     The options are parsed by the Manager's own ``add_option`` parser, and the factory
     called by the Manager (``manager(**options)``), as ``manager.run()`` does.
 
     :param target: the module holding the Manager, optionally ``module:attribute``
-        when it holds more than one.
+        when it holds more than one; or the path of the script (``manage.py``).
     :param manager_args: the Manager's options, as on the ``manage.py`` command line.
     :returns: the application, with :func:`add_manager_commands` applied.
     :raises click.UsageError: for options the Manager's parser refuses.
-    :raises LookupError: no single Manager found.
+    :raises LookupError: no single Manager found in the module.
+    :raises flask.cli.NoAppException: the script failed or ran no single Manager (one
+        ``Error:`` line from ``flask``).
     """
     module_name, _, attribute = target.partition(":")
+    if module_name.endswith(".py") and not attribute:
+        # The script as python would run it, up to manager.run(): with the commands
+        # its main() or its __main__ block adds.
+        from flask.cli import NoAppException
+
+        from .errors import MigrateError
+        from .runner import load_manager
+
+        try:
+            manager = load_manager(module_name)[0]
+        except MigrateError as exc:
+            raise NoAppException(str(exc)) from exc
+        return _app_of(manager, module_name, manager_args)
     module = importlib.import_module(module_name)
     if attribute:
         manager = getattr(module, attribute)
@@ -474,7 +703,13 @@ def manager_app(target: str, *manager_args: str) -> Flask:
             raise LookupError(f"{module_name} holds {len(found)} top-level Managers; "
                               f"name one: '{module_name}:manager'")
         manager = found[0]
-    parser = argparse.ArgumentParser(prog=module_name, add_help=False)
+    return _app_of(manager, module_name, manager_args)
+
+
+def _app_of(manager: t.Any, prog: str, manager_args: t.Sequence[str]) -> Flask:
+    """The application ``manager.run()`` would make from ``manager_args``, with the
+    Manager's commands registered."""
+    parser = argparse.ArgumentParser(prog=prog, add_help=False)
     for option in manager.get_options():
         parser.add_argument(*option.args, **option.kwargs)
     parser.error = _ArgparseErrors(None)

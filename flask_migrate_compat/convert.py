@@ -17,18 +17,44 @@ file is never overwritten) where:
   script imported them (``from app import db``), Flask-Script's prompts from
   :mod:`flask_migrate_compat.prompts`, names the script defines itself from the
   script (with a ``TODO``: move them before deleting ``manage.py``);
-* a function that returns a value keeps setting the exit code, and one that uses
-  ``request``, ``session`` or ``url_for`` keeps its test request context, through two
+* every command runs inside ``app.test_request_context()``, as Flask-Script ran it
+  (code anywhere below the command may use ``request`` or ``url_for``: the test suite
+  a ``test`` command runs, for instance, which no reading of the command's own body
+  can tell); a function that returns a value keeps setting the exit code; both through
   small helpers written into the module;
+* a command that calls ``app.run()`` (a profiler command) gets a third helper and a
+  ``TODO``: Flask's CLI sets ``FLASK_RUN_FROM_CLI`` so that ``app.run()`` returns at
+  once (Flask 1.0 and later), which made the command do nothing; the helper removes the
+  variable while the command runs, so it serves as under ``manage.py``;
+* a ``Command`` subclass imported from another module (``from app.commands import
+  InitDbCommand``; ``manager.add_command('init_db', InitDbCommand())``) is made the way
+  the script made it (the expression of its ``add_command`` call) and its ``run`` called,
+  as Flask-Script did; such a class is a Flask-Script ``Command``, so its module imports
+  Flask-Script. Every module the converted code imports that binds something of
+  Flask-Script gets a ``TODO`` and a report line: the module then needs Flask-Script
+  (and flask-migrate-compat's import hook) until that code is rewritten. Copying the
+  class's code instead would mean reading and moving a whole other module;
+* a top-level command named like one of the ``flask`` command's own (``run``, ``shell``,
+  ``routes``...), which ``flask`` would never reach, is written as ``manager-<name>``
+  (as the bridge names it), with a ``TODO`` to choose a name;
 * ``db`` (``flask db`` comes from ``Migrate``), ``shell`` (``flask shell``; a custom
   ``make_context`` becomes a shell context processor) and ``runserver`` (``flask run``)
-  are not converted.
+  are not converted; the commands the script added to ``MigrateCommand``
+  (``@MigrateCommand.command``) are, and ``init_app`` adds them to ``flask db``
+  (``app.cli.commands['db'].add_command``: the group ``Migrate`` registered).
 
 Whatever cannot be translated faithfully gets a ``# TODO`` comment naming what and why
 and a line in the report: a ``Command`` subclass overriding ``__call__`` or using
 ``self`` in ``run``, an argparse option Click does not express (Click's value would
 differ, checked by parsing both), a name the script does not bind. Such a command is
 written as a stub that fails with one ``Error:`` line until it is finished by hand.
+An absent option's default, which argparse handed over unconverted (``25``, ``[]``)
+where Click would convert it (``'25'``) or give ``()``, is repaired instead: the
+option gets the callback ``_argparse_default(<default>)`` (see ``_Translation``).
+
+Nothing is written when the Manager has nothing to convert (only ``db``, ``shell`` or
+``runserver``, or no command at all), nor when the output folder does not exist or
+cannot be written: one ``Error:`` line each, exit code 1.
 
 The module must compile (``py_compile``); it is formatted with ``ruff format`` or
 ``black`` when one is installed. Exit codes: 0 when written (TODOs included), 1 for an
@@ -63,20 +89,17 @@ import click
 from flask import Flask
 
 from . import bridge, runner
-from .core import TRACEBACK_ENV, MigrateError, error_message
+from .core import MigrateError
+from .runner import load_manager
 
 DEFAULT_OUTPUT = "commands.py"
-
-#: Flask names whose use needs the request context Flask-Script pushed for commands.
-REQUEST_NAMES = frozenset((
-    "request", "session", "url_for", "flash", "get_flashed_messages",
-    "has_request_context", "copy_current_request_context", "after_this_request",
-))
 
 #: What starts every TODO comment in a converted module.
 TODO_MARK = "TODO(flask-migrate-compat)"
 _RETURN_HELPER = "_exit_with_return_value"
 _REQUEST_HELPER = "_in_test_request_context"
+_APP_RUN_HELPER = "_let_app_run_serve"
+_ARGPARSE_DEFAULT_HELPER = "_argparse_default"
 _HELPERS = {
     _RETURN_HELPER: '''\
 def _exit_with_return_value(f):
@@ -93,13 +116,40 @@ def _exit_with_return_value(f):
 ''',
     _REQUEST_HELPER: '''\
 def _in_test_request_context(f):
-    """Run the command in app.test_request_context(), as Flask-Script did, for code
-    that uses request, session or url_for (with_appcontext gives an app context)."""
+    """Run the command in app.test_request_context(), as Flask-Script ran every
+    command: code below it may use request or url_for (with_appcontext gives only an
+    app context)."""
 
     @functools.wraps(f)
     def command(*args, **kwargs):
         with current_app.test_request_context():
             return f(*args, **kwargs)
+
+    return command
+''',
+    _ARGPARSE_DEFAULT_HELPER: '''\
+def _argparse_default(value):
+    """An option's default as manage.py's argparse parser gave it, unconverted (25,
+    not "25"; [] for an absent multiple option): a Click callback."""
+
+    def callback(ctx, param, given):
+        return value if given is None or given == () else given
+
+    return callback
+''',
+    _APP_RUN_HELPER: '''\
+def _let_app_run_serve(f):
+    """Let app.run() serve while the command runs, as under manage.py: the flask
+    command sets FLASK_RUN_FROM_CLI=true, which makes app.run() return at once."""
+
+    @functools.wraps(f)
+    def command(*args, **kwargs):
+        saved = os.environ.pop("FLASK_RUN_FROM_CLI", None)
+        try:
+            return f(*args, **kwargs)
+        finally:
+            if saved is not None:
+                os.environ["FLASK_RUN_FROM_CLI"] = saved
 
     return command
 ''',
@@ -126,58 +176,6 @@ class Conversion:
     skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
     formatter: str | None = None
-
-
-class _ManagerRun(BaseException):
-    # BaseException: a script's own ``except Exception`` must not swallow it.
-    def __init__(self, manager: t.Any) -> None:
-        super().__init__()
-        self.manager = manager
-
-
-def load_manager(script: str) -> tuple[t.Any, types.ModuleType]:
-    """Run ``script`` as the runner does, up to ``manager.run()``.
-
-    :param script: path to the ``manage.py``.
-    :returns: the Manager the script runs (with the commands given to ``run()``) and
-        the module the script ran in.
-    :raises MigrateError: the script failed, exited, or ran no Manager and defines not
-        exactly one.
-    """
-    from . import _flask_script_compat
-
-    script_module = _flask_script_compat.apply()
-    manager_class = script_module.Manager
-    original_run = manager_class.__dict__["run"]
-
-    def stop_at_run(self: t.Any, commands: t.Any = None, default_command: t.Any = None):
-        if commands:
-            self._commands.update(commands)
-        raise _ManagerRun(self)
-
-    module = types.ModuleType("__main__")
-    manager = None
-    manager_class.run = stop_at_run
-    try:
-        runner.run_script(script, [], module=module)
-    except _ManagerRun as stop:
-        manager = stop.manager
-    except SystemExit as exc:
-        raise MigrateError(f"{script} exited (code {exc.code}) before manager.run()") from exc
-    except Exception as exc:
-        if os.environ.get(TRACEBACK_ENV):
-            raise
-        raise MigrateError(f"running {script} failed: {error_message(exc)}") from exc
-    finally:
-        manager_class.run = original_run
-    if manager is None:
-        found = [v for v in vars(module).values()
-                 if isinstance(v, manager_class) and v.parent is None]
-        if len(found) != 1:
-            raise MigrateError(f"{script} does not call manager.run() and defines "
-                               f"{len(found)} top-level Managers: cannot tell which to convert")
-        manager = found[0]
-    return manager, module
 
 
 # -- reading the script ----------------------------------------------------------------
@@ -229,6 +227,7 @@ class _Script:
     def __init__(self, path: str, module: types.ModuleType, manager: t.Any) -> None:
         self.path = path
         self.name = os.path.splitext(os.path.basename(path))[0]
+        self.import_name = _import_name(path)
         self.namespace = vars(module)
         with open(path, encoding="utf-8") as f:
             self.text = f.read()
@@ -311,6 +310,50 @@ class _Script:
             return f"the lambda of line {line} {used}"
         return _Code(text, nodes[0], used, False)
 
+    def construction(self, name: str, entry: t.Any) -> tuple[str, set[str]] | str:
+        """How the script made the command object ``entry`` of its Manager: the
+        expression of its ``add_command`` call (``InitDbCommand()``, or the class alone,
+        which Flask-Script instantiates), for code that makes it the same way.
+
+        :param name: the entry's name in its Manager.
+        :param entry: the command object.
+        :returns: the expression's source (a call) and the global names it uses, or
+            why it cannot be told.
+        """
+        cls = type(entry)
+        found = set()
+        for node in ast.walk(self.tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "add_command" and node.args):
+                continue
+            args = node.args
+            if len(args) == 2 and not (isinstance(args[0], ast.Constant)
+                                       and args[0].value == name):
+                continue
+            made = args[-1]
+            if self._evaluate(made.func if isinstance(made, ast.Call) else made) is not cls:
+                continue
+            text = ast.get_source_segment(self.text, made)
+            found.add(text if isinstance(made, ast.Call) else f"{text}()")
+        if len(found) != 1:
+            return (f"{cls.__qualname__} comes from {cls.__module__}, and {self.name}.py "
+                    f"has {len(found)} add_command({name!r}, {cls.__name__}(...)) calls "
+                    "to make it as Flask-Script did")
+        (text,) = found
+        names = _global_names(text)
+        if isinstance(names, str):
+            return f"the expression {text} {names}"
+        return text, names
+
+    def _evaluate(self, node: ast.expr) -> t.Any:
+        """The value of a name or a dotted name in the script's namespace, or
+        :data:`_MISSING`."""
+        if isinstance(node, ast.Name):
+            return self.namespace.get(node.id, _MISSING)
+        if isinstance(node, ast.Attribute):
+            return getattr(self._evaluate(node.value), node.attr, _MISSING)
+        return _MISSING
+
     def binding(self, name: str) -> tuple[tuple | None, str | None]:
         """Where a global name of copied code comes from.
 
@@ -343,12 +386,28 @@ class _Script:
                 return None, f"uses {name}, which {where} binds in several places"
             if not self.name.isidentifier():
                 return None, f"uses {name}, defined in {where}, which cannot be imported"
-            return ("from", self.name, name, None, 0), None
+            return ("from", self.import_name, name, None, 0), None
         (key,) = keys
         if key[-1]:
             return None, f"uses {name}, which {where} imports relatively"
         served = runner.served_module(key[1], runner._migrate_redirect_reason())
         return (key if served is None else (key[0], served, *key[2:])), None
+
+
+def _import_name(path: str) -> str:
+    """The name a module beside ``path`` imports ``path`` by: ``manage``, or
+    ``lemur.manage`` when its folder is a package (``__init__.py``), since the converted
+    module is written into that package too. (``python manage.py`` put the folder
+    itself first on ``sys.path``; an application importing ``lemur.commands`` does not.)
+    """
+    folder, name = os.path.split(os.path.splitext(os.path.abspath(path))[0])
+    parts = [name]
+    while os.path.isfile(os.path.join(folder, "__init__.py")):
+        folder, package = os.path.split(folder)
+        if not package.isidentifier():
+            break
+        parts.insert(0, package)
+    return ".".join(parts)
 
 
 def _is_flask_script(value: t.Any, flask_script: types.ModuleType) -> bool:
@@ -361,6 +420,56 @@ def _is_flask_script(value: t.Any, flask_script: types.ModuleType) -> bool:
     else:
         module = type(value).__module__ or ""
     return module.partition(".")[0] == flask_script.__name__
+
+
+def _calls_app_run(func: types.FunctionType | None) -> str | None:
+    """Whether a command's function calls ``app.run()``: ``.run(...)`` on a Flask
+    application of its module, on ``current_app``, on an attribute called ``app``
+    (``self.app``), on a parameter called ``app``, or on a local made by a function of
+    its module (``app = create_app()``) or by ``Flask``; not on a local made by another
+    class or by a name imported inside the function (``app = WSGIApplication()``: a
+    gunicorn server).
+
+    :param func: the function (its source is read, with its module's globals).
+    :returns: the call as written (``app.run()``), or None.
+    """
+    from flask import current_app
+
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    namespace = func.__globals__
+    made: dict[str, list[ast.expr]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    made.setdefault(target.id, []).append(node.value)
+
+    def flask_app(base: ast.expr) -> bool:
+        if isinstance(base, ast.Attribute):
+            return base.attr == "app"
+        if not isinstance(base, ast.Name):
+            return False
+        if base.id not in made:
+            value = namespace.get(base.id, _MISSING)
+            return isinstance(value, Flask) or value is current_app or (
+                base.id == "app" and value is _MISSING)  # a parameter
+        for value in made[base.id]:
+            maker = namespace.get(value.func.id, _MISSING) \
+                if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) \
+                else _MISSING
+            if isinstance(maker, types.FunctionType) or \
+                    isinstance(maker, type) and issubclass(maker, Flask):
+                return True
+        return False
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr == "run" and flask_app(node.func.value):
+            return f"{ast.unparse(node.func)}()"
+    return None
 
 
 def _first_parameter(node: ast.AST) -> str | None:
@@ -538,6 +647,7 @@ class _Translation:
         self.params: list[_Param] = []
         self.todos: list[str] = []
         self.names: set[str] = set()
+        self.helpers: set[str] = set()
         self.stub: str | None = None
         self.type_name = type_name
         by_dest: dict[str, _Param] = {}
@@ -676,27 +786,74 @@ class _Translation:
 
     def _compare(self, param: _Param, action: argparse.Action) -> None:
         """Parse an empty command line (and each flag alone) with argparse and with
-        Click; a difference becomes a TODO, since the copied code would see it."""
+        Click; a difference becomes a TODO, since the copied code would see it.
+
+        One difference is repaired instead: argparse hands an absent option's default
+        over as it is (``default=25``, ``default=[]``, ``default=True`` with no
+        ``type``: values given on the command line are text), where Click converts the
+        default with the option's type (``'25'``) or gives ``()`` for a multiple value.
+        Such an option gets no Click default but the callback
+        ``_argparse_default(<default>)``, which hands the default over as it is."""
         argvs = [] if action.required else [[]]
         if action.option_strings and action.nargs == 0:
             argvs += [[flag] for flag in action.option_strings]
         for argv in argvs:
-            parser = argparse.ArgumentParser(add_help=False)
-            parser._add_action(action)
-            try:
-                expected = getattr(parser.parse_args(argv), action.dest)
-            except SystemExit:
-                expected = "an error"
-            live = param.live()
-            try:
-                got = click.Command("check", params=[live]).make_context(
-                    "check", list(argv)).params[live.name]
-            except click.ClickException as exc:
-                got = f"an error ({exc.format_message()})"
-            if type(got) is not type(expected) or got != expected:
-                self.todos.append(f"{live.name}: for {' '.join(argv) or 'an empty command line'}"
+            expected = _argparse_value(action, argv)
+            got = _click_value(param, argv)
+            if not _same(got, expected) and not argv and action.nargs != 0 \
+                    and self._default_by_callback(param, expected):
+                got = _click_value(param, argv)
+            if not _same(got, expected):
+                self.todos.append(f"{param.live().name}: for "
+                                  f"{' '.join(argv) or 'an empty command line'}"
                                   f" Click passes {got!r} where argparse passed {expected!r}")
                 return
+
+    def _default_by_callback(self, param: _Param, default: t.Any) -> bool:
+        """Give ``param`` argparse's ``default`` through a callback (see
+        :meth:`_compare`); False when that does not make Click agree."""
+        try:
+            text = f"{_ARGPARSE_DEFAULT_HELPER}({_literal(default)})"
+        except ValueError:
+            return False
+        kwargs = {k: v for k, v in param.kwargs.items() if k != "default"}
+        kwargs["callback"] = _Expr(text, _argparse_default(default))
+        trial = _Param(param.kind, list(param.decls), kwargs, param.comment)
+        if not _same(_click_value(trial, []), default):
+            return False
+        param.kwargs = kwargs
+        self.helpers.add(_ARGPARSE_DEFAULT_HELPER)
+        return True
+
+
+def _argparse_default(value: t.Any) -> t.Callable[..., t.Any]:
+    """The callback :data:`_ARGPARSE_DEFAULT_HELPER` writes into a converted module,
+    for the comparison here (the same code: see ``_HELPERS``)."""
+    namespace: dict[str, t.Any] = {}
+    exec(_HELPERS[_ARGPARSE_DEFAULT_HELPER], namespace)  # noqa: S102 - our own text
+    return namespace[_ARGPARSE_DEFAULT_HELPER](value)
+
+
+def _same(got: t.Any, expected: t.Any) -> bool:
+    return type(got) is type(expected) and got == expected
+
+
+def _argparse_value(action: argparse.Action, argv: list[str]) -> t.Any:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser._add_action(action)
+    try:
+        return getattr(parser.parse_args(argv), action.dest)
+    except SystemExit:
+        return "an error"
+
+
+def _click_value(param: _Param, argv: list[str]) -> t.Any:
+    live = param.live()
+    try:
+        return click.Command("check", params=[live]).make_context(
+            "check", list(argv)).params[live.name]
+    except click.ClickException as exc:
+        return f"an error ({exc.format_message()})"
 
 
 # -- writing the module ----------------------------------------------------------------
@@ -734,8 +891,9 @@ def _comment(text: str) -> str:
     return "\n".join(textwrap.wrap(text, 86, initial_indent="# ", subsequent_indent="#   "))
 
 
-_RESERVED = frozenset(("click", "functools", "sys", "current_app", "with_appcontext",
-                       "init_app", _RETURN_HELPER, _REQUEST_HELPER))
+_RESERVED = frozenset(("click", "functools", "os", "sys", "current_app", "with_appcontext",
+                       "init_app", _RETURN_HELPER, _REQUEST_HELPER, _APP_RUN_HELPER,
+                       _ARGPARSE_DEFAULT_HELPER))
 
 
 class _Writer:
@@ -754,11 +912,18 @@ class _Writer:
         self.taken = set(_RESERVED)
         self.from_script: set[str] = set()          # names imported from the script
         self.copies: dict[int, _Code | str] = {}
+        self._reported: set[tuple[str, str]] = set()
+        self.migrate_paths: set[tuple[str, ...]] = set()
+        self.migrate_added: list[tuple[tuple[str, ...], str]] = []  # (path, ident)
         self.entries = list(self._walk(manager, ()))
         # Command functions that copied code calls stay plain functions (a Click command
         # cannot be called like one); their command becomes a small wrapper.
         functions = {}
-        for _, entry, _ in self.entries:
+        migrate_added = [added for _, entry, _ in self.entries
+                         if bridge.entry_kind(entry, script.flask_script) == bridge.MIGRATE
+                         for name, added in entry._commands.items()
+                         if name not in entry.click_group.commands]
+        for entry in [e for _, e, _ in self.entries] + migrate_added:
             func = _function_of(entry)
             if func is not None and script.owns(func) and _unconvertible(entry, script) is None:
                 functions[id(func)] = func, "run" not in vars(entry)
@@ -810,7 +975,7 @@ class _Writer:
             if key is None:
                 continue
             comment = None
-            if key[1] == self.script.name:
+            if key[1] == self.script.import_name:
                 comment = (f"defined in {self.script.name}.py: move it into the application "
                            f"before deleting {self.script.name}.py")
                 self.from_script.add(name)
@@ -836,8 +1001,11 @@ class _Writer:
                     (label, bridge.skip_reason(kind, path[-1], entry)))
                 if kind == bridge.SHELL and len(path) == 1:
                     self._shell(entry)
+                if kind == bridge.MIGRATE:
+                    self._migrate_added(path, entry)
         for name, kind in bridge.default_entries(self.manager).items():
             self.conversion.skipped.append((name, bridge.skip_reason(kind, name)))
+        self._flask_script_imports()
         if self.from_script:
             source = f"{self.script.name}.py"
             self.conversion.todos.append((
@@ -845,9 +1013,49 @@ class _Writer:
                 f"defines them: move them into the application before deleting {source}"))
         return self._module()
 
+    def _flask_script_imports(self) -> None:
+        """A TODO above every import of a module that binds something of Flask-Script
+        (a ``Command`` subclass's module does): the converted module needs Flask-Script
+        as long as it imports that module. The script's own module has its TODO."""
+        script = self.script.flask_script
+        for key in list(self.imports):
+            module_name = key[1]
+            if module_name == self.script.import_name \
+                    or module_name.partition(".")[0] == "flask_migrate_compat":
+                continue
+            module = sys.modules.get(module_name)
+            if module is None:
+                continue
+            uses = sorted(n for n, v in vars(module).items()
+                          if _is_flask_script(v, script) or isinstance(v, type) and any(
+                              _is_flask_script(c, script) for c in v.__mro__[1:]))
+            if not uses and module_name.partition(".")[0] != script.__name__:
+                continue
+            text = (f"{module_name} imports Flask-Script ({', '.join(uses[:3]) or 'itself'}"
+                    f"): these commands need Flask-Script, and flask-migrate-compat's "
+                    f"import hook, until it no longer does")
+            if self.imports[key] is None and (module_name, text) not in self._reported:
+                self._reported.add((module_name, text))
+                self.conversion.todos.append(("imports", text))
+            self.imports[key] = self.imports[key] or text
+
     def _register(self, path: tuple[str, ...], ident: str) -> None:
         if len(path) == 1:
             self.top.append(ident)
+        elif path[:-1] in self.migrate_paths:
+            self.migrate_added.append((path, ident))
+
+    def _migrate_added(self, path: tuple[str, ...], migrate: t.Any) -> None:
+        """The commands the script added to ``MigrateCommand`` (``@MigrateCommand.command``,
+        run as ``manage.py db create``) become commands of ``flask db``."""
+        self.migrate_paths.add(path)
+        for name, entry in migrate._commands.items():
+            if name not in migrate.click_group.commands:
+                if bridge.entry_kind(entry, self.script.flask_script) == bridge.COMMAND:
+                    self._command((*path, name), entry, migrate, "click")
+                else:
+                    self.conversion.skipped.append((f"{' '.join(path)} {name}",
+                                                    "not a command"))
 
     def _group(self, path: tuple[str, ...], manager: t.Any, parent: str) -> None:
         label = " ".join(path)
@@ -875,12 +1083,26 @@ class _Writer:
         func = _function_of(entry)
         method = func is not None and "run" not in vars(entry)
         code: _Code | None = None
+        made: tuple[str, set[str]] | str | None = None
         if problem is None and self.script.owns(func):
             copied = self.copy(func, method)
             problem, code = (copied, None) if isinstance(copied, str) else (None, copied)
         elif problem is None and ("<locals>" in func.__qualname__
                                   or func.__module__ in (None, "__main__")):
             problem = f"{func.__qualname__} cannot be imported from {func.__module__}"
+        elif problem is None and method and _is_flask_script(type(entry),
+                                                             self.script.flask_script):
+            problem = f"{type(entry).__name__} is a command of Flask-Script itself" + (
+                ": 'flask routes' lists the URLs" if type(entry).__name__ == "ShowUrls"
+                else "")
+        elif problem is None and method:
+            # A Command subclass of another module: make it as the script made it.
+            made = self.script.construction(path[-1], entry)
+            if isinstance(made, str):
+                problem = made
+            else:
+                problem = next(filter(None, (self.script.binding(name)[1]
+                                             for name in sorted(made[1]))), None)
         translation = None
         if problem is None:
             translation = _Translation(entry.create_parser(label, parent=owner), self.type_name)
@@ -891,20 +1113,34 @@ class _Writer:
             return
         lines = [self.todo(label, text) for text in translation.todos]
         lines += self.need(translation.names, label)
+        self.helpers |= translation.helpers
         if code is not None:
             lines += self.need(code.globals_used, label)
-            returns, request = code.returns_value, self._uses_request(code)
+            returns = code.returns_value
             docstring = ast.get_docstring(code.node) if not isinstance(code.node, ast.Lambda) \
                 else None
         else:
             # Defined in another module: import it from there and call it. Its code is not
-            # read, so keep what Flask-Script did: the request context, the exit code.
-            returns, request, docstring = True, True, None
+            # copied, so keep what Flask-Script did with a return value: the exit code.
+            returns, docstring = True, None
+        app_run = _calls_app_run(func)
+        if app_run:
+            lines.append(self.todo(label, f"calls {app_run}, which the flask command makes "
+                                   "return at once (FLASK_RUN_FROM_CLI); "
+                                   f"{_APP_RUN_HELPER} lets it serve as under "
+                                   f"{self.script.name}.py. Where it only serves the "
+                                   "application, 'flask run' is the command to use"))
+        click_name = name
+        if len(path) == 1 and name in bridge.flask_command_names():
+            click_name = bridge.renamed(name)
+            lines.append(self.todo(label, f"'flask {name}' is Flask's own command, which "
+                                   f"flask runs instead of this one: written as "
+                                   f"'{click_name}', as the bridge names it; choose a name"))
         wrapper = code is None or id(func) in self.called
         command_kwargs = {}
         if help_text and (wrapper or help_text != docstring):
             command_kwargs["help"] = help_text
-        lines.append(_decorator(f"{parent}.command", [name], command_kwargs))
+        lines.append(_decorator(f"{parent}.command", [click_name], command_kwargs))
         for param in translation.params:
             if param.comment:
                 lines.append(_comment(param.comment))
@@ -913,9 +1149,11 @@ class _Writer:
         if returns:
             self.helpers.add(_RETURN_HELPER)
             lines.append(f"@{_RETURN_HELPER}")
-        if request:
-            self.helpers.add(_REQUEST_HELPER)
-            lines.append(f"@{_REQUEST_HELPER}")
+        self.helpers.add(_REQUEST_HELPER)
+        lines.append(f"@{_REQUEST_HELPER}")
+        if app_run:
+            self.helpers.add(_APP_RUN_HELPER)
+            lines.append(f"@{_APP_RUN_HELPER}")
         if not wrapper:
             ident = self.ident(name if method or func.__name__ in self.taken else func.__name__)
             lines.append(_renamed(code, ident).rstrip("\n"))
@@ -923,6 +1161,10 @@ class _Writer:
             if code is not None:
                 self.blocks.append(code.text)  # as it was: other commands call it
                 target = func.__name__
+            elif made is not None:
+                expression, names = made
+                lines = self.need(names, label) + lines
+                target = f"{expression}.run"
             else:
                 target = self._import_function(func)
             ident = self.ident(name)
@@ -941,21 +1183,6 @@ class _Writer:
         self.imports.setdefault(("from", func.__module__, head,
                                  local if local != head else None, 0), None)
         return local + dot + rest
-
-    def _uses_request(self, code: _Code) -> bool:
-        import flask
-
-        request_values = [getattr(flask, n) for n in REQUEST_NAMES if hasattr(flask, n)]
-        for name in code.globals_used:
-            value = self.script.namespace.get(name, _MISSING)
-            if any(value is v for v in request_values):
-                return True
-            if value is flask and any(
-                    isinstance(n, ast.Attribute) and n.attr in REQUEST_NAMES
-                    and isinstance(n.value, ast.Name) and n.value.id == name
-                    for n in ast.walk(code.node)):
-                return True
-        return False
 
     def _stub(self, path: tuple[str, ...], parent: str, help_text: str | None,
               problem: str) -> None:
@@ -1000,21 +1227,20 @@ class _Writer:
 
     def _module(self) -> str:
         source = os.path.basename(self.script.path)
-        module = os.path.splitext(os.path.basename(self.conversion.output))[0]
+        module = _import_name(self.conversion.output)
         doc = [f"Click commands for flask, converted from {source}.", "",
                f"Written by flask-migrate-compat's converter; the command functions are "
                f"copied unchanged from {source}. Register them where the application is "
                "created, then run them as ``flask <command>``::", "",
                f"    from {module} import init_app", "", "    init_app(app)", "",
-               "Flask-Script ran every command inside ``app.test_request_context()``; here "
-               "they run in an application context (``with_appcontext``), and those whose "
-               "code uses the request in a test request context, as before."]
+               "Flask-Script ran every command inside ``app.test_request_context()``; so do "
+               "these (``with_appcontext``, then ``_in_test_request_context``)."]
         options = list(self.manager.get_options())
         if options and not isinstance(self.manager.app, Flask):
             factory = self.manager.app
             module = getattr(factory, "__module__", None) or "app"
             if module == "__main__":  # the script defines the factory
-                module = self.script.name
+                module = self.script.import_name
             target = f"{module}:{getattr(factory, '__name__', 'create_app')}(...)"
             note = (f"The options {', '.join('/'.join(o.args) for o in options)} of {source} "
                     f"went to the application factory; with flask, pass them in FLASK_APP "
@@ -1029,8 +1255,11 @@ class _Writer:
         if features:  # the copied code was written for them
             text.append(f"from __future__ import {', '.join(features)}\n\n")
         if self.helpers:
-            text.append("import functools\n" + ("import sys\n" if _RETURN_HELPER in self.helpers
-                                                else "") + "\n")
+            stdlib = ["functools"] + ["os"] * (_APP_RUN_HELPER in self.helpers) \
+                + ["sys"] * (_RETURN_HELPER in self.helpers)
+            text.append("".join(f"import {name}\n" for name in stdlib) + "\n")
+            for name in stdlib:  # not twice when the copied code imports it too
+                self.imports.pop(("import", name, None, 0), None)
         text.append("import click\n")
         flask_names = ["current_app"] if _REQUEST_HELPER in self.helpers else []
         uses_context = any("@with_appcontext" in b for b in self.blocks)
@@ -1042,6 +1271,11 @@ class _Writer:
         register = [f"    app.cli.add_command({ident})" for ident in self.top]
         if self.shell_context:
             register.append(f"    app.shell_context_processor({self.shell_context})")
+        for path, ident in self.migrate_added:
+            register += [
+                f"    # {source} added '{' '.join(path)}' to MigrateCommand: now a command of",
+                f"    # 'flask {path[0]}', which Migrate(app, db) has registered by now.",
+                f"    app.cli.commands[{_literal(path[0])}].add_command({ident})"]
         text.append("\n\ndef init_app(app):\n"
                     f'    """Add the commands of {source} to ``app.cli``."""\n'
                     + "\n".join(register or ["    pass"]) + "\n")
@@ -1116,7 +1350,8 @@ def convert(script: str, output: str | None = None, *, format_code: bool = True)
     :param output: the module to write; default ``commands.py`` beside the script.
     :param format_code: run ``ruff format`` or ``black`` when installed.
     :returns: a :class:`Conversion` report.
-    :raises MigrateError: ``output`` exists, or the script cannot be run (see
+    :raises MigrateError: ``output`` exists, its folder is missing or not writable,
+        the Manager has no command to convert, or the script cannot be run (see
         :func:`load_manager`); nothing is written then.
     """
     script = os.path.abspath(script)
@@ -1124,13 +1359,26 @@ def convert(script: str, output: str | None = None, *, format_code: bool = True)
     if os.path.exists(output):
         raise MigrateError(f"{output} exists; the converter never overwrites a file "
                            "(choose another with -o)")
+    folder = os.path.dirname(output)
+    if not os.path.isdir(folder):
+        raise MigrateError(f"cannot write {output}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise MigrateError(f"cannot write {output}: the folder {folder} is not writable")
     manager, module = load_manager(script)
     conversion = Conversion(output)
     writer = _Writer(_Script(script, module, manager), manager, conversion)
     text = writer.write()
+    if not writer.top and writer.shell_context is None and not writer.migrate_added:
+        left = ", ".join(name for name, _ in conversion.skipped)
+        raise MigrateError(f"{os.path.basename(script)} has no command to convert"
+                           + (f" (only {left}: see 'flask --help')" if left else "")
+                           + f"; nothing written")
     compile(text, output, "exec")  # a failure here is a bug: nothing is written
-    with open(output, "x", encoding="utf-8") as f:
-        f.write(text)
+    try:
+        with open(output, "x", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        raise MigrateError(f"cannot write {output}: {exc.strerror or exc}") from exc
     if format_code:
         conversion.formatter = _format(output)
     py_compile.compile(output, doraise=True)

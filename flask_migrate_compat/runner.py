@@ -201,6 +201,62 @@ def run_script(script: str, args: t.Sequence[str],
             sys.modules["__main__"] = saved_main
 
 
+class _ManagerRun(BaseException):
+    # BaseException: a script's own ``except Exception`` must not swallow it.
+    def __init__(self, manager: t.Any) -> None:
+        super().__init__()
+        self.manager = manager
+
+
+def load_manager(script: str) -> tuple[t.Any, types.ModuleType]:
+    """Run ``script`` as the runner does, up to ``manager.run()``: the Manager as
+    ``python manage.py`` would run it, with the commands a ``main()`` or the
+    ``if __name__ == "__main__":`` block adds. For the converter and
+    :func:`.bridge.manager_app`.
+
+    :param script: path to the ``manage.py``.
+    :returns: the Manager the script runs (with the commands given to ``run()``) and
+        the module the script ran in.
+    :raises MigrateError: the script failed, exited, or ran no Manager and defines not
+        exactly one.
+    """
+    from . import _flask_script_compat
+    from .errors import TRACEBACK_ENV, MigrateError, error_message
+
+    script_module = _flask_script_compat.apply()
+    manager_class = script_module.Manager
+    original_run = manager_class.__dict__["run"]
+
+    def stop_at_run(self: t.Any, commands: t.Any = None, default_command: t.Any = None):
+        if commands:
+            self._commands.update(commands)
+        raise _ManagerRun(self)
+
+    module = types.ModuleType("__main__")
+    manager = None
+    manager_class.run = stop_at_run
+    try:
+        run_script(script, [], module=module)
+    except _ManagerRun as stop:
+        manager = stop.manager
+    except SystemExit as exc:
+        raise MigrateError(f"{script} exited (code {exc.code}) before manager.run()") from exc
+    except Exception as exc:
+        if os.environ.get(TRACEBACK_ENV):
+            raise
+        raise MigrateError(f"running {script} failed: {error_message(exc)}") from exc
+    finally:
+        manager_class.run = original_run
+    if manager is None:
+        found = [v for v in vars(module).values()
+                 if isinstance(v, manager_class) and v.parent is None]
+        if len(found) != 1:
+            raise MigrateError(f"{script} does not call manager.run() and defines "
+                               f"{len(found)} top-level Managers: cannot tell which to convert")
+        manager = found[0]
+    return manager, module
+
+
 def main(argv: t.Sequence[str] | None = None) -> int:
     """Run a script: ``python -m flask_migrate_compat path/to/manage.py ...`` (the
     dispatch to the converter is :func:`flask_migrate_compat.__main__.main`'s).

@@ -204,3 +204,56 @@ def test_prompts_ask_and_answer_like_flask_script(monkeypatch, name):
     for args in arguments:
         assert dialogue(getattr(prompts, name), args) \
             == dialogue(getattr(flask_script, name), args), args
+
+
+def test_names_of_flask_own_commands_are_renamed(app):
+    """flask routes/run/shell are Flask's, looked up before app.cli: the Manager's
+    command of that name is bridged as manager-<name>, and says so in flask --help."""
+    manager = flask_script.Manager(app)
+    manager.add_command("routes", flask_script.Command(lambda: print("mine")))
+    manager.add_command("run", flask_script.Server(port=8000))
+    skipped = bridge.add_manager_commands(app, manager)
+    assert skipped["routes"] == \
+        "'flask routes' is Flask's own command; the Manager's runs as 'flask manager-routes'"
+    assert skipped["run"].startswith("Flask-Script's development server: use 'flask run")
+    assert "routes" not in app.cli.commands and "run" not in app.cli.commands
+    assert invoke(app, "manager-routes").output == "mine\n"
+    assert "manager-routes  The Manager's 'routes' ('flask routes' is Flask's own)." \
+        in invoke(app, "--help").output
+
+
+def test_app_run_serves_under_the_bridge(app, monkeypatch):
+    """Flask's CLI sets FLASK_RUN_FROM_CLI (app.run() then returns at once); the bridged
+    command runs without it, and it is back afterwards."""
+    monkeypatch.setenv(bridge.RUN_FROM_CLI_ENV, "true")
+    seen = []
+    manager = flask_script.Manager(app)
+    manager.add_command("serve_it", flask_script.Command(
+        lambda: seen.append(__import__("os").environ.get(bridge.RUN_FROM_CLI_ENV))))
+    assert invoke(app, "serve_it").exit_code == 0
+    assert seen == [None]
+    assert __import__("os").environ[bridge.RUN_FROM_CLI_ENV] == "true"
+
+
+def test_commands_added_to_migrate_command_join_flask_db(app):
+    """An application that added its own commands to MigrateCommand
+    (@MigrateCommand.command: 'manage.py db create') finds them under 'flask db',
+    next to Migrate's; the shared 'flask db' group itself is not changed."""
+    from flask_migrate_compat.cli import db as db_group
+    from flask_migrate_compat.script import make_migrate_command
+
+    app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
+    Migrate(app, SQLAlchemy(app))
+    migrate_command = make_migrate_command()
+
+    @migrate_command.command
+    def create():
+        """Create the tables and stamp the head."""
+        print("created in", __import__("flask").current_app.name)
+
+    manager = flask_script.Manager(app)
+    manager.add_command("db", migrate_command)
+    assert invoke(app, "db", "create").output == "created in bridged\n"
+    listing = invoke(app, "db", "--help").output
+    assert "create   " in listing and "upgrade  " in listing
+    assert "create" not in db_group.commands
