@@ -548,7 +548,7 @@ def test_command(as_json: bool, quiet: bool, checks: tuple[str, ...], **kwargs: 
 def format_test(result: t.Any) -> list[str]:
     """The text of ``db test``: the scratch databases, one line per check (every
     failure its own line), and the verdict."""
-    lines = [f"Scratch database: {name} (removed afterwards)" for name in result.databases]
+    lines = [f"Scratch database: {name}" for name in result.databases]
     for check in result.checks:
         mark = "--" if check.skipped else "ok" if check.ok else "FAIL"
         lines.append(f"[{mark}] {check.check}: {check.message}")

@@ -268,7 +268,8 @@ def _climb(config: t.Any, order: list[t.Any], start: int, wanted: set[str],
             # failing downgrade is found in one run.
             scratch.reset()
             try:
-                _step(config, "upgrade", rev.revision)
+                for head in _heads_of(order[:index + 1]):
+                    _step(config, "upgrade", head)
             except Exception as exc:  # noqa: BLE001 - cannot go on: reported
                 line = f"upgrade to {described} (after rebuilding) failed: {_failure(exc)}"
                 result.checks.append(CheckResult("upgrade", False, line, revision=rev.revision))
@@ -288,6 +289,15 @@ def _climb(config: t.Any, order: list[t.Any], start: int, wanted: set[str],
                 "each downgrade restored the schema its upgrade started from, and the "
                 "upgrade ran again"))
     return True
+
+
+def _heads_of(applied: list[t.Any]) -> list[str]:
+    """The heads of the revisions applied so far (several where branches are)."""
+    below: set[str] = set()
+    for rev in applied:
+        down = rev.down_revision
+        below.update((down,) if isinstance(down, str) else tuple(down or ()))
+    return [rev.revision for rev in applied if rev.revision not in below]
 
 
 def _first_climb_index(result: TestResult) -> int:
@@ -606,6 +616,8 @@ class Scratch:
     def described(self) -> list[str]:
         """Each scratch database, named without credentials."""
         return [(f"bind {bind!r}: " if bind else "") + db.described
+                + (" (temporary, removed afterwards)" if db.temporary
+                   else " (given with --url, left empty)")
                 for bind, db in self.databases.items()]
 
     def holds(self, url: t.Any) -> bool:
