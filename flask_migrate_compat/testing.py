@@ -144,12 +144,12 @@ def test(
     state = get_state()
     try:
         config = core._script_config(directory, x_arg)
-    except MigrateError as exc:
+    except Exception as exc:  # noqa: BLE001 - a file that does not load: reported
         path = os.fspath(state.migrate.directory if directory is None else directory)
         if not os.path.isdir(path):
             raise
         result.checks.append(CheckResult("files", False, _files_problem(path, exc)))
-        for name in wanted - {"files"}:
+        for name in [name for name in CHECKS if name in wanted and name != "files"]:
             result.checks.append(_not_run(name, "the revision files do not load"))
         return result
     script = core._loaded_script(config)
@@ -174,6 +174,9 @@ def test(
     return result
 
 
+test.__test__ = False  # type: ignore[attr-defined]  # pytest: not a test, if imported
+
+
 def _wanted(checks: t.Iterable[str] | None) -> set[str]:
     if checks is None:
         return set(CHECKS)
@@ -188,7 +191,7 @@ def _not_run(name: str, why: str) -> CheckResult:
     return CheckResult(name, True, f"not run: {why}", skipped=True)
 
 
-def _files_problem(path: str, exc: MigrateError) -> str:
+def _files_problem(path: str, exc: Exception) -> str:
     """The revision files that do not load (each named), else the problem found."""
     from alembic.util import load_python_file
 
@@ -202,7 +205,7 @@ def _files_problem(path: str, exc: MigrateError) -> str:
         except Exception as error:  # noqa: BLE001 - reported, one per file
             broken.append(f"{os.path.join(versions, name)} does not load "
                           f"({type(error).__name__}: {core.redacted(first_line(error))})")
-    return "; ".join(broken) if broken else str(exc)
+    return "; ".join(broken) if broken else core.error_message(exc)
 
 
 def _heads_check(heads: list[Revision]) -> CheckResult:
@@ -839,11 +842,26 @@ def _pointed_at(scratch: Scratch, engines: dict[str, t.Any], db: t.Any) -> t.Ite
     mapping = getattr(app_db, "engines", None)
     saved_engines = dict(mapping) if mapping is not None else None
 
+    def refusal(url: t.Any) -> MigrateError:
+        return MigrateError(
+            f"db test refused a connection to the configured {describe_database(url)}: "
+            "env.py or a revision script connects to it by itself, not through "
+            "current_app.extensions['migrate'].db (as Flask-Migrate's templates do); "
+            "nothing was run on it")
+
     def refuse(connection: t.Any, *args: t.Any) -> None:
-        raise MigrateError(
-            f"db test refused a connection to the configured "
-            f"{describe_database(connection.engine.url)}: something (env.py, a revision "
-            "script) kept a reference to the application's engine from before the run")
+        raise refusal(connection.engine.url)
+
+    # Any engine, also one env.py builds from its own URL: refused before the driver
+    # connects (a SQLite file would be created by connecting), by the arguments the
+    # dialect would pass the driver for a configured database.
+    forbidden = _connect_arguments(engines)
+
+    def refuse_driver_connect(dialect: t.Any, record: t.Any, cargs: t.Any,
+                              cparams: t.Any) -> None:
+        for (name, args, params), url in forbidden:
+            if name == dialect.name and _args_match(name, args, params, cargs, cparams):
+                raise refusal(url)
 
     def url_text(url: t.Any) -> str:
         return url.render_as_string(hide_password=False)
@@ -864,8 +882,11 @@ def _pointed_at(scratch: Scratch, engines: dict[str, t.Any], db: t.Any) -> t.Ite
                     mapping[key] = scratch.databases[bind].engine
         for engine in set(engines.values()):
             sa.event.listen(engine, "engine_connect", refuse)
+        sa.event.listen(sa.engine.Engine, "do_connect", refuse_driver_connect)
         yield
     finally:
+        if sa.event.contains(sa.engine.Engine, "do_connect", refuse_driver_connect):
+            sa.event.remove(sa.engine.Engine, "do_connect", refuse_driver_connect)
         for engine in set(engines.values()):
             if sa.event.contains(engine, "engine_connect", refuse):
                 sa.event.remove(engine, "engine_connect", refuse)
@@ -874,6 +895,49 @@ def _pointed_at(scratch: Scratch, engines: dict[str, t.Any], db: t.Any) -> t.Ite
         for key in ("SQLALCHEMY_DATABASE_URI", "SQLALCHEMY_BINDS"):
             if key in saved_config:
                 config[key] = saved_config[key]
+
+
+def _connect_arguments(engines: dict[str, t.Any]) -> list[tuple[tuple, t.Any]]:
+    """``((dialect name, driver args, driver keyword args), URL)`` of every configured
+    database: its engine's URL and its URL as written in the config (a relative
+    SQLite path, which an env.py of its own would use)."""
+    import sqlalchemy as sa
+
+    found = []
+    urls = [engine.url for engine in engines.values()]
+    for _key, value in configured_urls(current_app.config):
+        try:
+            urls.append(sa.engine.make_url(value))
+        except Exception:  # noqa: BLE001 - not a URL: the engine's is there anyway
+            continue
+    dialects = {engine.dialect.name: engine.dialect for engine in engines.values()}
+    for url in urls:
+        dialect = next((d for d in dialects.values() if d.name == url.get_backend_name()),
+                       None)
+        if dialect is None:
+            continue
+        try:
+            args, params = dialect.create_connect_args(url)
+        except Exception:  # noqa: BLE001 - cannot tell: the engine listener remains
+            continue
+        found.append(((dialect.name, tuple(args), dict(params)), url))
+    return found
+
+
+def _args_match(name: str, args: tuple, params: dict, cargs: t.Any, cparams: t.Any) -> bool:
+    """Whether a driver connection (``cargs``, ``cparams``) goes to the database a
+    configured URL's arguments (``args``, ``params``) name."""
+    if name == "sqlite":
+        def path(a: t.Any) -> t.Any:
+            first = a[0] if a else ""
+            return os.path.realpath(first) if first and first != ":memory:" else first
+
+        return bool(args) and bool(cargs) and path(tuple(cargs)) == path(args)
+    # Plain values only: a driver's per-dialect objects (psycopg's adapters "context")
+    # differ between two engines of one URL.
+    wanted = {k: v for k, v in params.items() if k not in ("password", "passwd")
+              and isinstance(v, (str, int, float, type(None)))}
+    return tuple(cargs) == args and all(cparams.get(k) == v for k, v in wanted.items())
 
 
 def _sigterm_raises() -> t.ContextManager[None]:

@@ -336,3 +336,38 @@ def test_pytest_recipe(project):
     assert "stairway: b2 ('email, longer names'): the downgrade left a trace" in proc.stdout
     assert not (project.path / "app.db").exists()
 
+
+
+def test_env_py_with_its_own_engine_is_refused_before_connecting(project):
+    """An env.py that builds its engine from the configured URL itself would migrate
+    the configured database: refused before the driver connects (the SQLite file is
+    not even created)."""
+    write_history(project, HEALTHY)
+    env_py = project.path / "migrations" / "env.py"
+    text = env_py.read_text()
+    assert "\nengine = get_engine()\n" in text
+    env_py.write_text(text.replace(
+        "\nengine = get_engine()\n",
+        "\nimport os, sqlalchemy\nengine = sqlalchemy.create_engine(os.environ['DATABASE_URL'])\n"))
+    proc = project.flask("db", "test", check=False)
+    assert_one_error(proc, "db test refused a connection to the configured SQLite "
+                     "database", "nothing was run on it")
+    assert not os.path.exists(sa.make_url(project.database.url).database)
+
+
+def test_revision_file_that_does_not_load_is_named(project):
+    write_history(project, HEALTHY)
+    project.write("migrations/versions/e5_gone.py", '''
+        """an import that no longer exists"""
+        from sqlalchemy.dialects.postgresql import NO_SUCH_TYPE
+
+        revision = "e5"
+        down_revision = "c3"
+        ''')
+    proc = project.manage("db", "test", check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("[FAIL] files: migrations/versions/e5_gone.py does not load "
+                               "(ImportError: cannot import name 'NO_SUCH_TYPE'")
+    assert lines[1:5] == [f"[--] {name}: not run: the revision files do not load"
+                          for name in ("heads", "upgrade", "stairway", "models")]
