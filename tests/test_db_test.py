@@ -179,7 +179,9 @@ def test_healthy_passes_broken_fails_configured_untouched(kind, front_end, make_
     assert stairs[0].startswith("[FAIL] stairway: b2 ('email, longer names'): the "
                                 "downgrade left a trace: column users.email is still there")
     assert stairs[1].startswith("[FAIL] stairway: c3 ('posts'): the downgrade failed: "
-                                "downgrade() of c3: no way back from c3")
+                                "downgrade() of c3, line ")
+    assert stairs[1].endswith("(raise RuntimeError(\"no way back from c3\")): no way "
+                              "back from c3")
     assert failures[3] == ("[FAIL] models: the models differ from the schema at head in "
                            "1 place(s): table 'tags' is in the database, not the models")
     assert "Traceback" not in proc.stdout + proc.stderr
