@@ -42,6 +42,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 import typing as t
 
 from flask import current_app
@@ -236,7 +237,7 @@ def _climb(config: t.Any, order: list[t.Any], start: int, wanted: set[str],
            scratch: Scratch, result: TestResult, say: t.Callable[[str], None]) -> bool:
     """Upgrade the scratch databases one revision at a time, with the stairway at each
     revision from ``start``. Returns whether head was reached."""
-    from .timing import summary
+    from .timing import RevisionTiming, summary
 
     stairs = "stairway" in wanted
     before = scratch.snapshot() if stairs and start == 0 else None
@@ -244,8 +245,14 @@ def _climb(config: t.Any, order: list[t.Any], start: int, wanted: set[str],
     timings = []
     for index, rev in enumerate(order):
         described = Revision.of(rev).describe()
+        started = time.perf_counter()
         try:
             steps = _step(config, "upgrade", rev.revision)
+            if not steps:
+                # An env.py that does not pass Migrate's configure_args on (Flask-Migrate
+                # 1.x) reports no step: the command's own time stands in.
+                steps = [RevisionTiming(rev.revision, Revision.of(rev).message,
+                                        time.perf_counter() - started, True)]
         except Exception as exc:  # noqa: BLE001 - reported; the climb stops here
             line = f"upgrade to {described} failed: {_failure(exc)}"
             result.checks.append(CheckResult("upgrade", False, line, revision=rev.revision))
