@@ -757,8 +757,8 @@ def _given_urls(urls: t.Iterable[str] | str | None, engines: dict[str, t.Any]) -
         try:
             url = sa.engine.make_url(text)
         except Exception:  # noqa: BLE001 - said in our words, without the text
-            raise MigrateError(f"--url for {'bind ' + repr(bind) if bind else 'the default database'}"
-                               " is not a database URL") from None
+            what = f"bind {bind!r}" if bind else "the default database"
+            raise MigrateError(f"--url for {what} is not a database URL") from None
         for other, engine in engines.items():
             if _same_database(url, engine.url):
                 raise MigrateError(
