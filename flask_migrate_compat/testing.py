@@ -453,13 +453,18 @@ def _probe_env(config: t.Any, script: t.Any, scratch: Scratch) -> None:
 # -- the schema, as the stairway compares it ----------------------------------------------
 
 
-def snapshot(connection: t.Any, exclude: t.Iterable[str] = ("alembic_version",)) -> dict:
+def snapshot(connection: t.Any, exclude: t.Iterable[str] = ("alembic_version",),
+             cache: dict | None = None) -> dict:
     """What the stairway compares of a database's schema (default schema only):
     tables; columns with type, nullability and server default; primary key; indexes;
     unique and foreign-key constraints; PostgreSQL ENUM types.
 
     :param connection: a SQLAlchemy connection.
     :param exclude: table names to leave out (the version table).
+    :param cache: kept between calls on one SQLite database: a table whose DDL text
+        (``sqlite_master``) has not changed is not reflected again. SQLite has no
+        query for all tables at once, and reflecting every table at every step made
+        the stairway quadratic in the number of tables.
     :returns: a plain, comparable structure.
     """
     import sqlalchemy as sa
@@ -468,6 +473,15 @@ def snapshot(connection: t.Any, exclude: t.Iterable[str] = ("alembic_version",))
     skip = set(exclude)
     names = [name for name in inspector.get_table_names() if name not in skip]
     dialect = connection.dialect
+    fingerprints: dict[str, t.Any] = {}
+    if cache is not None and dialect.name == "sqlite":
+        for table, kind, name, sql in connection.exec_driver_sql(
+                "SELECT tbl_name, type, name, sql FROM sqlite_master ORDER BY name"):
+            fingerprints.setdefault(table, []).append((kind, name, sql))
+    known = {name: cache[name][1] for name in names
+             if cache is not None and name in fingerprints and name in cache
+             and cache[name][0] == fingerprints[name]}
+    names_to_reflect = [name for name in names if name not in known]
 
     def type_of(column: dict) -> str:
         try:
@@ -475,9 +489,9 @@ def snapshot(connection: t.Any, exclude: t.Iterable[str] = ("alembic_version",))
         except Exception:  # noqa: BLE001 - a type the dialect cannot render
             return repr(column["type"])
 
-    reflected = _reflect(inspector, names)
-    tables: dict[str, dict] = {}
-    for name in names:
+    reflected = _reflect(inspector, names_to_reflect)
+    tables: dict[str, dict] = dict(known)
+    for name in names_to_reflect:
         columns = {c["name"]: (type_of(c), bool(c.get("nullable")),
                                None if c.get("default") is None else str(c["default"]))
                    for c in reflected["columns"].get(name, ())}
@@ -491,6 +505,8 @@ def snapshot(connection: t.Any, exclude: t.Iterable[str] = ("alembic_version",))
                      for f in reflected["fks"].get(name, ()))
         tables[name] = {"columns": columns, "primary key": pk, "indexes": indexes,
                         "unique constraints": uniques, "foreign keys": fks}
+        if name in fingerprints and cache is not None:
+            cache[name] = (fingerprints[name], tables[name])
     enums = {}
     if hasattr(inspector, "get_enums"):  # PostgreSQL
         enums = {e["name"]: tuple(e["labels"]) for e in inspector.get_enums()}
@@ -646,6 +662,7 @@ class Scratch:
 
     def __init__(self) -> None:
         self.databases: dict[str, _ScratchDatabase] = {}
+        self._caches: dict[str, dict] = {}
 
     @classmethod
     @contextlib.contextmanager
@@ -687,7 +704,8 @@ class Scratch:
         found = {}
         for bind, db in self.databases.items():
             with db.engine.connect() as connection:
-                found[bind] = snapshot(connection, exclude=(table,))
+                found[bind] = snapshot(connection, exclude=(table,),
+                                       cache=self._caches.setdefault(bind, {}))
         return found
 
     def reset(self) -> None:
