@@ -40,6 +40,7 @@ import os
 import secrets
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -373,7 +374,10 @@ def _step(config: t.Any, command: str, target: str) -> list[t.Any]:
     previous = logging.root.manager.disable
     logging.disable(logging.INFO)
     try:
-        with timed_revisions(get_state().configure_args, quiet=True) as timings:
+        # What revision scripts print goes to stderr: stdout carries the report
+        # (and with --json, nothing but the JSON).
+        with timed_revisions(get_state().configure_args, quiet=True) as timings, \
+                contextlib.redirect_stdout(sys.stderr):
             getattr(core._alembic(), command)(config, target)
     finally:
         logging.disable(previous)

@@ -206,9 +206,12 @@ def test_json_only_and_stairway_from(project, tmp_path):
     """--json gives the same facts; --only runs some checks; --stairway-from skips the
     stairway below a revision (there b2's missing downgrade is not tried)."""
     files = dict(HEALTHY, **{"b2_email.py": BROKEN["b2_email.py"]})
+    # A revision that prints (real ones do): not on stdout, which holds the JSON.
+    files["c3_posts.py"] = files["c3_posts.py"].replace(
+        'op.drop_table("posts")', 'print("nothing to undo here")\n            op.drop_table("posts")')
     write_history(project, files)
     proc = project.flask("db", "test", "--json", "-q", check=False)
-    assert proc.returncode == 1 and proc.stderr == ""
+    assert proc.returncode == 1 and proc.stderr == "nothing to undo here\n"
     result = json.loads(proc.stdout)
     assert result["exit_code"] == 1
     assert [c["revision"] for c in result["checks"] if not c["ok"]] == ["b2"]
