@@ -367,6 +367,10 @@ def branches(**kwargs: t.Any) -> None:
 @db.command()
 @directory_option
 @verbose_option
+@click.option(
+    "--check-heads", is_flag=True,
+    help="Exit with code 1 (one line) when a database is not at the head(s).",
+)
 @with_appcontext
 def current(**kwargs: t.Any) -> None:
     """Show the current revision of each database."""
@@ -549,6 +553,58 @@ def modernize(as_json: bool, **kwargs: t.Any) -> None:
     click.get_current_context().exit(result.exit_code)
 
 
+# -- db test ------------------------------------------------------------------------------
+
+
+@db.command("test")
+@directory_option
+@x_arg_option
+@click.option(
+    "--only", "checks", multiple=True,
+    type=click.Choice(("heads", "files", "upgrade", "stairway", "models")),
+    help="Run only this check (repeatable): heads, files, upgrade, stairway, models.",
+)
+@click.option(
+    "--stairway-from", default=None, metavar="REVISION",
+    help="Run the stairway (upgrade, downgrade, upgrade) from this revision on; the "
+         "older revisions are only upgraded.",
+)
+@click.option(
+    "--url", multiple=True, metavar="[BIND=]URL",
+    help="An empty database to use instead of a temporary one (left empty); "
+         "BIND=URL for a bind. Repeatable.",
+)
+@quiet_option
+@json_option
+@with_appcontext
+def test_command(as_json: bool, quiet: bool, checks: tuple[str, ...], **kwargs: t.Any) -> None:
+    """Prove the migrations on a scratch database; exit 0 when all checks pass, 1 if not.
+
+    Checks one head, that every revision file loads, the upgrade from an empty database
+    to head (each revision timed), the stairway (each revision upgraded, downgraded one
+    step with the schema compared, upgraded again) and that the models match the schema
+    at head. The scratch databases (a temporary SQLite file, or a temporary database on
+    the configured server, per bind) are dropped afterwards; the configured databases
+    are never connected to.
+    """
+    from . import testing
+
+    def progress(line: str) -> None:
+        click.echo(line, err=True)
+
+    def json_error(line: str) -> None:
+        click.echo(json.dumps({"exit_code": 1, "error": line}))
+
+    result = _run(testing.test, _on_error=json_error if as_json else None,
+                  checks=checks or None, progress=None if quiet else progress, **kwargs)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        for line in format_test(result):
+            click.echo(line)
+    click.get_current_context().exit(result.exit_code)
+
+
 #: How ``db doctor`` marks each grade of finding.
 _MARKS = {"ok": "ok", "note": "--", "fail": "!!"}
 
@@ -569,3 +625,16 @@ def _interactive() -> bool:
         return stdin is not None and not stdin.closed and stdin.isatty()
     except ValueError:
         return False
+
+
+def format_test(result: t.Any) -> list[str]:
+    """The text of ``db test``: the scratch databases, one line per check (every
+    failure its own line), and the verdict."""
+    lines = [f"Scratch database: {name}" for name in result.databases]
+    for check in result.checks:
+        mark = _MARKS["note" if check.skipped else "ok" if check.ok else "fail"]
+        lines.append(f"[{mark}] {check.check}: {check.message}")
+    failed = len(result.failures)
+    lines.append(f"Result: {failed} failure{'s' if failed != 1 else ''} (exit code "
+                 f"{result.exit_code})" if failed else "Result: all checks passed (exit code 0)")
+    return lines

@@ -55,6 +55,10 @@ def sample_argv(command: click.Command) -> list[str]:
             flag = param.opts[-1]
             if param.is_flag:
                 argv.append(flag)
+            elif isinstance(param.type, click.Choice):
+                choices = list(param.type.choices)
+                argv += [flag, choices[-1]] if not param.multiple else \
+                    [flag, choices[-1], flag, choices[-2]]
             elif param.multiple:
                 argv += [flag, f"{param.name}=1", flag, f"{param.name}=2"]
             elif isinstance(param.type, (click.types.IntParamType, click.types.FloatParamType)):
@@ -69,9 +73,9 @@ def sample_argv(command: click.Command) -> list[str]:
 
 def test_same_commands():
     assert sorted(MigrateCommand._commands) == COMMANDS
-    # Flask-Migrate 4.1's 15, plus status, doctor and modernize.
-    assert len(COMMANDS) == 18
-    assert {"status", "doctor", "modernize"} <= set(COMMANDS)
+    # Flask-Migrate 4.1's 15, plus status, doctor, modernize and test.
+    assert len(COMMANDS) == 19
+    assert {"status", "doctor", "modernize", "test"} <= set(COMMANDS)
 
 
 @pytest.mark.parametrize("name", COMMANDS)
