@@ -299,11 +299,11 @@ class _Reviewer:
             old = _find(self.downgrade_ops.ops, ops.CreateTableOp, drop.table_name,
                         drop.schema)
             if old is not None:
-                signatures[id(drop)] = _columns_signature(old.columns)
+                signatures[id(drop)] = _columns_signature(old.columns, self.dialect)
         for drop, create in _unique_pairs(
             dropped, created,
             lambda d, c: d.schema == c.schema and id(d) in signatures
-            and signatures[id(d)] == _columns_signature(c.columns),
+            and signatures[id(d)] == _columns_signature(c.columns, self.dialect),
         ):
             self._table_rename(drop, create)
 
@@ -350,7 +350,8 @@ class _Reviewer:
                    and not isinstance(o.to_column().type, sa.types.NullType)]
 
         def same_type(drop: t.Any, add: t.Any) -> bool:
-            return _type_signature(drop.to_column().type) == _type_signature(add.column.type)
+            return _type_signature(drop.to_column().type, self.dialect) == \
+                _type_signature(add.column.type, self.dialect)
 
         def same_column(drop: t.Any, add: t.Any) -> bool:
             return same_type(drop, add) and \
@@ -483,7 +484,7 @@ class _Reviewer:
         table, schema, name = op_.table_name, op_.schema, op_.column_name
         where = _qualified(schema, table)
         change = f"{self.type_name(old)} to {self.type_name(new)}"
-        old_family, new_family = _family(old), _family(new)
+        old_family, new_family = _family(old, self.dialect), _family(new, self.dialect)
         if new_family == "enum" and old_family in ("text", "enum"):
             allowed = list(new.enums)
             rows = self.count(table, schema, lambda tb: sa.and_(
@@ -515,8 +516,8 @@ class _Reviewer:
                 rows,
             ))
             return
-        if _compatible(old_family, new_family):
-            return
+        # Before the compatible changes: PostgreSQL converts boolean to integer only
+        # with USING, although every value fits.
         if self.dialect.name == "postgresql" and _needs_using(old_family, new_family):
             self.review._report(op_, Finding(
                 "type-change", where, name, f"type change of column {where}.{name}",
@@ -524,6 +525,8 @@ class _Reviewer:
                 f"on an empty table; add postgresql_using='{name}::{self.type_name(new)}' "
                 "(or an expression that converts every value) to this operation",
             ))
+            return
+        if _compatible(old_family, new_family):
             return
         rows = self.count(table, schema, lambda tb: tb.c[name].isnot(None), (name,))
         if rows == 0:
@@ -753,8 +756,19 @@ def _scalar_default(column: t.Any) -> str | None:
     return str(value)
 
 
-def _family(type_: t.Any) -> str:
-    """What kind of values a type holds, for judging a type change."""
+def _family(type_: t.Any, dialect: t.Any = None) -> str:
+    """What kind of values a type holds, for judging a type change or a rename.
+
+    A model's type and a reflected one are compared by what they mean on
+    ``dialect``, not by their classes alone: MySQL and MariaDB have no boolean type
+    (``BOOL`` is ``TINYINT(1)``), so a ``Boolean`` column is reflected as
+    ``TINYINT(1)``, an integer class; that type means a boolean there, and an
+    ``Integer`` (``INT``) does not.
+    """
+    if dialect is not None and dialect.name in ("mysql", "mariadb") \
+            and isinstance(type_, sa.Integer) and type(type_).__name__ == "TINYINT" \
+            and getattr(type_, "display_width", None) == 1:
+        return "bool"
     checks = (
         (sa.Enum, "enum"), (sa.String, "text"), (sa.Boolean, "bool"),
         (sa.Integer, "int"), (sa.Numeric, "num"), (sa.DateTime, "datetime"),
@@ -769,7 +783,7 @@ def _family(type_: t.Any) -> str:
 
 #: Type changes that keep every value: (from family, to family).
 _WIDENING = {
-    ("int", "num"), ("date", "datetime"), ("enum", "text"),
+    ("int", "num"), ("date", "datetime"), ("enum", "text"), ("bool", "int"), ("bool", "num"),
     *((family, "text") for family in ("int", "num", "bool", "date", "datetime", "time",
                                       "interval")),
 }
@@ -788,8 +802,8 @@ def _needs_using(old: str, new: str) -> bool:
     return {old, new} in ({"bool", "int"}, {"bool", "num"})
 
 
-def _type_signature(type_: t.Any) -> tuple[str, t.Any]:
-    family = _family(type_)
+def _type_signature(type_: t.Any, dialect: t.Any = None) -> tuple[str, t.Any]:
+    family = _family(type_, dialect)
     if family == "text":
         return family, getattr(type_, "length", None)
     if family == "enum":
@@ -797,9 +811,10 @@ def _type_signature(type_: t.Any) -> tuple[str, t.Any]:
     return family, None
 
 
-def _columns_signature(items: t.Iterable[t.Any]) -> list[tuple[str, tuple[str, t.Any]]]:
+def _columns_signature(items: t.Iterable[t.Any],
+                       dialect: t.Any = None) -> list[tuple[str, tuple[str, t.Any]]]:
     return sorted(
-        (c.name, _type_signature(c.type)) for c in items if isinstance(c, sa.Column)
+        (c.name, _type_signature(c.type, dialect)) for c in items if isinstance(c, sa.Column)
     )
 
 

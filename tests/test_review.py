@@ -595,3 +595,54 @@ def test_legacy_env_py(make_project, make_database):
         conn.execute(sa.text("INSERT INTO posts (status) VALUES ('archived')"))
     proc = project.flask("db", "migrate")
     assert "No changes in schema detected" in proc.stderr
+
+
+
+# -- what the review got wrong (issue 17) --------------------------------------------------
+
+
+def test_rename_needs_the_same_model_type(make_database, tmp_path, kind):
+    """A Boolean column dropped and an Integer one added are no rename, although
+    MySQL/MariaDB reflect the Boolean as TINYINT(1), an integer type: the review
+    compares what the types mean (TINYINT(1) is how a Boolean is stored there), not
+    the reflected class alone. A Boolean renamed to a Boolean still is a rename, and
+    the rename written on a "yes" keeps the values (the database is read afterwards)."""
+    database = make_database(kind)
+    directory = tmp_path / "migrations"
+    v1 = App(database.url, directory, user_model("active = db.Column(db.Boolean)"))
+    v1.run(core.init)
+    v1.run(core.migrate, message="v1")
+    v1.run(core.upgrade)
+    with database.engine().begin() as conn:
+        conn.execute(sa.text("INSERT INTO users (id, active) VALUES (1, :t), (2, :f)"),
+                     {"t": True, "f": False})
+
+    counted = App(database.url, directory, user_model("visits = db.Column(db.Integer)"))
+    asked: list[Question] = []
+    path = Path(counted.run(core.migrate, message="v2",
+                            ask=lambda q: asked.append(q) or True).path)
+    assert not [q.text for q in asked if "renamed" in q.text]
+    assert not [w for w in counted.warnings if w.startswith("possible rename")]
+    one(counted.warnings, "dropped column users.active")
+    text = path.read_text()
+    assert "new_column_name" not in text and "drop_column('active')" in text
+    path.unlink()
+
+    renamed = App(database.url, directory, user_model("enabled = db.Column(db.Boolean)"))
+    path = Path(renamed.run(core.migrate, message="v2", ask=lambda q: True).path)
+    assert "new_column_name='enabled'" in path.read_text()
+    renamed.run(core.upgrade)
+    assert rows(database, "SELECT id, enabled FROM users ORDER BY id") == [(1, 1), (2, 0)] \
+        or rows(database, "SELECT id, enabled FROM users ORDER BY id") == [(1, True), (2, False)]
+
+    # Boolean to Integer keeps every value (true is 1), except that PostgreSQL wants USING.
+    typed = App(database.url, directory, user_model("enabled = db.Column(db.Integer)"))
+    path = Path(typed.run(core.migrate, message="v3").path)
+    assert "alter_column('enabled'" in path.read_text()
+    if kind == "postgresql":
+        assert "postgresql_using='enabled::INTEGER'" in one(
+            typed.warnings, "type change of column users.enabled")
+        return
+    assert typed.warnings == []
+    typed.run(core.upgrade)
+    assert rows(database, "SELECT id, enabled FROM users ORDER BY id") == [(1, 1), (2, 0)]
