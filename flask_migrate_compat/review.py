@@ -19,6 +19,14 @@ compared against (to count rows), and reports :class:`Finding` objects:
 * values removed from a PostgreSQL ENUM (with ``alembic-postgresql-enum``, which
   detects ENUM value changes at all).
 
+Types are compared by what they mean on the database's dialect (MySQL's
+``TINYINT(1)`` is a ``Boolean``), and ENUM types by their values: one renamed with
+the same values narrows nothing. The downgrade operations are reviewed too, for what
+fails there whatever rows hold by then: a NOT NULL column added back without
+``server_default`` to a table with rows, a type PostgreSQL converts only with
+``USING``. Advice names operations as the revision writes them (``batch_op.`` in
+batch mode).
+
 Each finding is emitted as a :class:`ReviewWarning` and written as a comment
 (``# Warning: ...``) directly above its operation in the revision file. With an
 ``ask`` callable (the front ends pass one on a terminal), renames and server
@@ -224,6 +232,11 @@ class _Reviewer:
         self.upgrade_ops = upgrade_ops
         self.downgrade_ops = downgrade_ops
         self.renames: set[int] = set()  # id() of drop ops reported as possible renames
+        # Batch mode (render_as_batch): operations on a table are written as
+        # batch_op.<operation>() inside "with op.batch_alter_table(...)".
+        self.batch = bool(context.opts.get("render_as_batch"))
+        #: The function whose operations are reviewed: "upgrade", then "downgrade".
+        self.step = "upgrade"
 
     def run(self) -> None:
         self._missing_enum_detection()
@@ -243,6 +256,34 @@ class _Reviewer:
                 self._altered_column(op_)
             elif _is_enum_sync(op_):
                 self._enum_values(op_)
+        self._downgrade()
+
+    def _downgrade(self) -> None:
+        """The downgrade operations: what fails there with the rows the table has.
+
+        Dropping what upgrade created is what a downgrade is for; a column it adds
+        back (NOT NULL, without a server default, on a table with rows) and a type it
+        changes back (PostgreSQL's missing conversions) fail like their upgrade
+        counterparts.
+        """
+        self.step = "downgrade"
+        try:
+            for op_ in _walk(self.downgrade_ops):
+                if isinstance(op_, ops.AddColumnOp):
+                    self._added_column(op_)
+                elif isinstance(op_, ops.AlterColumnOp):
+                    self._altered_column(op_)
+        finally:
+            self.step = "upgrade"
+
+    def in_step(self) -> str:
+        """What a downgrade finding's headline ends with (its own headline: silencing
+        the upgrade's finding must not silence it)."""
+        return " in downgrade()" if self.step == "downgrade" else ""
+
+    def op_prefix(self) -> str:
+        """How an operation on a table is written: ``batch_op.`` in batch mode."""
+        return "batch_op." if self.batch else "op."
 
     # -- counting ------------------------------------------------------------------
 
@@ -269,6 +310,13 @@ class _Reviewer:
         except sa.exc.SQLAlchemyError:
             return None
         return int(value or 0)
+
+    def as_text(self, column: t.Any) -> t.Any:
+        """A column's values as text, for comparing them with strings: PostgreSQL
+        compares an ENUM column only with values of its own type."""
+        if self.dialect.name == "postgresql":
+            return sa.cast(column, sa.Text)
+        return column
 
     def length(self, column: t.Any) -> t.Any:
         """The number of characters of a string column, in this dialect's SQL."""
@@ -392,7 +440,8 @@ class _Reviewer:
             f"possible rename of column {where}.{old} to {new}",
             f"{old} is dropped and {new} of the same type ({type_name}) added, so upgrade "
             f"deletes its values in {_rows(rows)}; if it is a "
-            f"rename, replace both operations with op.alter_column({table!r}, {old!r}, "
+            f"rename, replace both operations with {self.op_prefix()}alter_column("
+            f"{'' if self.batch else repr(table) + ', '}{old!r}, "
             f"new_column_name={new!r}, existing_type=...) (and the reverse in "
             "downgrade()); on a terminal, migrate asks and writes it",
             rows,
@@ -409,14 +458,26 @@ class _Reviewer:
         where = _qualified(schema, table)
         rows = self.count(table, schema)
         suggested = _scalar_default(column)
+        step = self.step
         if self.mysql:
             effect = ("MySQL fills the existing rows with the type's implicit default "
                       f"(0, '' ...) instead of failing ({where} has {_rows(rows)} here)")
         elif rows == 0:
-            effect = (f"{where} has no rows here, but upgrade fails on any database "
+            effect = (f"{where} has no rows here, but {step} fails on any database "
                       "where it has some")
         else:
-            effect = f"upgrade fails on the {_rows(rows)} of {where}"
+            effect = f"{step} fails on the {_rows(rows)} of {where}"
+        if step == "downgrade":
+            # The column upgrade drops, added back: its old values are gone anyway.
+            headline = (f"NOT NULL column {where}.{column.name} added back without "
+                        f"server_default{self.in_step()}")
+            self.review._report(op_, Finding(
+                "not-null-column", where, column.name, headline,
+                f"{effect}, since upgrade dropped the column and its values; give this "
+                "add_column a server_default (a value for the rows), or add it nullable",
+                rows,
+            ))
+            return
         headline = f"NOT NULL column {where}.{column.name} added without server_default"
         if self.review.ask is not None:
             answer = self.review.ask(Question(
@@ -472,8 +533,9 @@ class _Reviewer:
             if rows == 0:
                 return
             self.review._report(op_, Finding(
-                "set-not-null", where, name, f"NOT NULL set on column {where}.{name}",
-                f"upgrade fails on the {_rows(rows)} holding NULL"
+                "set-not-null", where, name,
+                f"NOT NULL set on column {where}.{name}{self.in_step()}",
+                f"{self.step} fails on the {_rows(rows)} holding NULL"
                 f"{self._mysql_strict_note()}; fill them first (op.execute an UPDATE "
                 "before this operation)",
                 rows,
@@ -485,20 +547,35 @@ class _Reviewer:
         where = _qualified(schema, table)
         change = f"{self.type_name(old)} to {self.type_name(new)}"
         old_family, new_family = _family(old, self.dialect), _family(new, self.dialect)
+        headline = f"{{}} of column {where}.{name}{self.in_step()}"
         if new_family == "enum" and old_family in ("text", "enum"):
             allowed = list(new.enums)
-            rows = self.count(table, schema, lambda tb: sa.and_(
-                tb.c[name].isnot(None), tb.c[name].notin_(allowed)), (name,))
-            if rows == 0:
-                return
             removed = [v for v in getattr(old, "enums", ()) if v not in allowed]
-            what = f"values {', '.join(map(repr, removed))}" if removed else "other values"
-            self.review._report(op_, Finding(
-                "narrower-type", where, name, f"narrower type of column {where}.{name}",
-                f"{change}: {_rows(rows)} {_hold(rows)} {what}, which the new "
-                f"type lacks; {self._fails_or_cuts()}; update those rows first",
-                rows,
-            ))
+            if old_family == "enum" and not removed:
+                rows: int | None = 0  # the same values (renamed, reordered, added to)
+            else:
+                # As text: PostgreSQL compares an ENUM with ENUM values only.
+                rows = self.count(table, schema, lambda tb: sa.and_(
+                    tb.c[name].isnot(None), self.as_text(tb.c[name]).notin_(allowed)),
+                    (name,))
+            if rows != 0:
+                what = (f"values {', '.join(map(repr, removed))}" if removed
+                        else "other values")
+                self.review._report(op_, Finding(
+                    "narrower-type", where, name, headline.format("narrower type"),
+                    f"{change}: {_rows(rows)} {_hold(rows)} {what}, which the new "
+                    f"type lacks; {self._fails_or_cuts()}; update those rows first",
+                    rows,
+                ))
+                return
+            if self.dialect.name == "postgresql" and _pg_enum_cast_needed(op_, old, new):
+                target = self.type_name(new)
+                self.review._report(op_, Finding(
+                    "type-change", where, name, headline.format("type change"),
+                    f"{change}: PostgreSQL has no automatic conversion to an ENUM type, "
+                    f"so {self.step} fails even on an empty table; add "
+                    f"postgresql_using='{name}::text::{target}' to this operation",
+                ))
             return
         if old_family == new_family == "text":
             old_length, new_length = getattr(old, "length", None), getattr(new, "length", None)
@@ -509,7 +586,7 @@ class _Reviewer:
             if rows == 0:
                 return
             self.review._report(op_, Finding(
-                "narrower-type", where, name, f"narrower type of column {where}.{name}",
+                "narrower-type", where, name, headline.format("narrower type"),
                 f"{change}: {_rows(rows)} {_hold(rows)} values longer than "
                 f"{new_length} characters; {self._fails_or_cuts()}; shorten them first, or "
                 "keep the length",
@@ -518,15 +595,18 @@ class _Reviewer:
             return
         # Before the compatible changes: PostgreSQL converts boolean to integer only
         # with USING, although every value fits.
-        if self.dialect.name == "postgresql" and _needs_using(old_family, new_family):
+        if self.dialect.name == "postgresql" and _needs_using(old_family, new_family) \
+                and not op_.kw.get("postgresql_using"):
             self.review._report(op_, Finding(
-                "type-change", where, name, f"type change of column {where}.{name}",
-                f"{change}: PostgreSQL has no automatic conversion, so upgrade fails even "
+                "type-change", where, name, headline.format("type change"),
+                f"{change}: PostgreSQL has no automatic conversion, so {self.step} fails even "
                 f"on an empty table; add postgresql_using='{name}::{self.type_name(new)}' "
                 "(or an expression that converts every value) to this operation",
             ))
             return
-        if _compatible(old_family, new_family):
+        if _compatible(old_family, new_family) or self.step == "downgrade":
+            # Downgrade converts back the values the rows hold now, which came from
+            # that very type; what later rows will hold is unknown here.
             return
         rows = self.count(table, schema, lambda tb: tb.c[name].isnot(None), (name,))
         if rows == 0:
@@ -538,9 +618,10 @@ class _Reviewer:
             effect = ("MySQL fails on values that do not convert (strict SQL mode) or "
                       "converts them with loss")
         else:
-            effect = "upgrade fails on values that do not convert, or converts them with loss"
+            effect = (f"{self.step} fails on values that do not convert, or converts them "
+                      "with loss")
         self.review._report(op_, Finding(
-            "type-change", where, name, f"type change of column {where}.{name}",
+            "type-change", where, name, headline.format("type change"),
             f"{change} on {_rows(rows)} with a value: {effect}; "
             "convert the data explicitly (a new column filled by op.execute), or keep "
             "the type",
@@ -555,11 +636,11 @@ class _Reviewer:
 
     def _fails_or_cuts(self) -> str:
         if self.dialect.name == "sqlite":
-            return ("SQLite keeps them, but upgrade fails on them (or cuts them) on "
+            return (f"SQLite keeps them, but {self.step} fails on them (or cuts them) on "
                     "PostgreSQL and MySQL")
         if self.mysql:
             return "MySQL fails on them in strict SQL mode and cuts them otherwise"
-        return "upgrade fails on them"
+        return f"{self.step} fails on them"
 
     def _enum_values(self, op_: t.Any) -> None:
         removed = [v for v in op_.old_values if v not in op_.new_values]
@@ -800,6 +881,20 @@ def _needs_using(old: str, new: str) -> bool:
     if old in ("text", "enum") and new not in ("text", "enum"):
         return True
     return {old, new} in ({"bool", "int"}, {"bool", "num"})
+
+
+def _pg_enum_cast_needed(op_: t.Any, old: t.Any, new: t.Any) -> bool:
+    """Whether PostgreSQL needs ``USING`` to change a column from ``old`` (text or an
+    ENUM) to the ENUM ``new``: from text always, from another ENUM type (renamed)
+    too; not when the operation has ``postgresql_using`` (alembic-postgresql-enum
+    writes it in upgrade, not in downgrade)."""
+    if op_.kw.get("postgresql_using"):
+        return False
+    if not getattr(new, "native_enum", True):
+        return False  # stored as VARCHAR
+    if not isinstance(old, sa.Enum) or not getattr(old, "native_enum", True):
+        return True
+    return (old.name, old.schema) != (new.name, new.schema)
 
 
 def _type_signature(type_: t.Any, dialect: t.Any = None) -> tuple[str, t.Any]:

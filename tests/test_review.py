@@ -50,13 +50,14 @@ class App:
     """A Flask application with the given models, whose core commands run in-process;
     the review warnings of the last command are kept in ``warnings``."""
 
-    def __init__(self, url: str, directory: Path, models: str, **config) -> None:
+    def __init__(self, url: str, directory: Path, models: str, batch: bool = True,
+                 **config) -> None:
         self.app = Flask(__name__)
         self.app.config["SQLALCHEMY_DATABASE_URI"] = url
         self.app.config.update(config)
         self.db = SQLAlchemy(self.app, engine_options={"poolclass": sa.pool.NullPool})
         exec(models, {"db": self.db})  # noqa: S102 - the test's own model source
-        Migrate(self.app, self.db, directory=str(directory))
+        Migrate(self.app, self.db, directory=str(directory), render_as_batch=batch)
         self.warnings: list[str] = []
 
     def run(self, command, *args, **kwargs):
@@ -646,3 +647,108 @@ def test_rename_needs_the_same_model_type(make_database, tmp_path, kind):
     assert typed.warnings == []
     typed.run(core.upgrade)
     assert rows(database, "SELECT id, enabled FROM users ORDER BY id") == [(1, 1), (2, 0)]
+
+
+def test_postgresql_enum_renamed(make_database, tmp_path):
+    """An ENUM type renamed with the same values (also reordered) is no narrower type:
+    no warning, and the revision applies on rows holding every value. Its downgrade,
+    which alembic-postgresql-enum writes without USING, fails on PostgreSQL: reported
+    there. A value removed while renaming is reported, with the rows that hold it."""
+    database = make_database("postgresql")
+    directory = tmp_path / "migrations"
+
+    def app(values: str, name: str) -> App:
+        return App(database.url, directory, POST.format(values=values).replace(
+            '"post_status"', repr(name)))
+
+    v1 = app("'draft', 'published', 'archived'", "post_status")
+    v1.run(core.init)
+    v1.run(core.migrate, message="v1")
+    v1.run(core.upgrade)
+    with database.engine().begin() as conn:
+        conn.execute(sa.text("INSERT INTO post (id, status) VALUES (1, 'draft'), "
+                             "(2, 'published'), (3, 'archived'), (4, NULL)"))
+    held = [(1, "draft"), (2, "published"), (3, "archived"), (4, None)]
+
+    removed = app("'published', 'draft'", "state")
+    with pytest.raises(ReviewFailed):
+        removed.run(core.migrate, message="removed", strict=True)
+    warning = one(removed.warnings, "narrower type of column post.status")
+    assert "1 row holds values 'archived', which the new type lacks" in warning
+
+    renamed = app("'published', 'draft', 'archived'", "poststatus")
+    path = Path(renamed.run(core.migrate, message="renamed").path)
+    (warning,) = renamed.warnings
+    assert warning.startswith("type change of column post.status in downgrade(): "
+                              "poststatus to post_status: PostgreSQL has no automatic "
+                              "conversion to an ENUM type, so downgrade fails even on an "
+                              "empty table; add postgresql_using='status::text::"
+                              "post_status' to this operation"), warning
+    text = path.read_text()
+    assert comment_above(text.split("def downgrade")[1], "alter_column('status'") == \
+        f"# Warning: {warning}"
+    renamed.run(core.upgrade)
+    assert rows(database, "SELECT id, status::text FROM post ORDER BY id") == held
+    head = database.version()
+    with pytest.raises(sa.exc.DBAPIError, match="cannot be cast automatically"):
+        renamed.run(core.downgrade)
+    assert database.version() == head  # as warned; with the advice followed, it works
+    path.write_text(text.replace("existing_nullable=True)", "existing_nullable=True, "
+                                 "postgresql_using='status::text::post_status')"))
+    renamed.run(core.downgrade)
+    assert rows(database, "SELECT id, status::text FROM post ORDER BY id") == held
+    assert rows(database, "SELECT pg_typeof(status)::text FROM post LIMIT 1") == [
+        ("post_status",)]
+
+
+@pytest.mark.parametrize("batch", [True, False], ids=["batch", "plain"])
+def test_downgrade_is_reviewed(make_database, tmp_path, kind, batch):
+    """The review reads downgrade() too: a NOT NULL column that upgrade drops is added
+    back there without a server default, which fails on a table with rows (MySQL
+    fills in its implicit default instead). The advice for a possible rename is
+    written as the revision writes its operations: batch_op.alter_column() in batch
+    mode, op.alter_column() otherwise."""
+    database = make_database(kind)
+    directory = tmp_path / "migrations"
+    v1 = App(database.url, directory, user_model("""
+        code = db.Column(db.String(20), nullable=False)
+        age = db.Column(db.Integer)
+    """), batch=batch)
+    v1.run(core.init)
+    v1.run(core.migrate, message="v1")
+    v1.run(core.upgrade)
+    with database.engine().begin() as conn:
+        conn.execute(sa.text("INSERT INTO users (id, code, age) VALUES (1, 'a', 30), "
+                             "(2, 'b', NULL)"))
+
+    v2 = App(database.url, directory, user_model("years = db.Column(db.Integer)"),
+             batch=batch)
+    with pytest.raises(ReviewFailed):
+        v2.run(core.migrate, message="v2", strict=True)
+    rename = one(v2.warnings, "possible rename of column users.age to years")
+    if batch:
+        assert "replace both operations with batch_op.alter_column('age', " \
+               "new_column_name='years', existing_type=...)" in rename
+    else:
+        assert "replace both operations with op.alter_column('users', 'age', " \
+               "new_column_name='years', existing_type=...)" in rename
+    one(v2.warnings, "dropped column users.code")
+    warning = one(v2.warnings, "NOT NULL column users.code added back without "
+                               "server_default in downgrade()")
+    if kind == "mysql":
+        assert "MySQL fills the existing rows with the type's implicit default" in warning
+    else:
+        assert "downgrade fails on the 2 rows of users" in warning
+    text = Path(v2.run(core.migrate, message="v2").path).read_text()
+    downgrade_text = text.split("def downgrade")[1]
+    assert comment_above(downgrade_text, "sa.Column('code'") == f"# Warning: {warning}"
+
+    v2.run(core.upgrade)
+    head = database.version()
+    if kind == "mysql":  # as warned: no failure, but '' instead of the values
+        v2.run(core.downgrade)
+        assert rows(database, "SELECT id, code FROM users ORDER BY id") == [(1, ""), (2, "")]
+        return
+    with pytest.raises(sa.exc.DBAPIError):
+        v2.run(core.downgrade)
+    assert database.version() == head and "code" not in database.columns("users")
