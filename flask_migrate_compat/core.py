@@ -536,6 +536,7 @@ def _review(config: Config, strict: bool, ask: Ask | None) -> Review:
     from flask import current_app
 
     from .autogen import enable_enum_value_detection
+    from .config import flag_setting
     from .review import Review, reviewed_headlines
     from .state import app_engines
 
@@ -546,7 +547,7 @@ def _review(config: Config, strict: bool, ask: Ask | None) -> Review:
     script = _loaded_script(config)
     return Review(
         ask=ask,
-        strict=strict or bool(current_app.config.get("MIGRATE_STRICT", False)),
+        strict=strict or flag_setting(current_app.config, "MIGRATE_STRICT", False),
         reviewed=reviewed_headlines(found.path for found in script.walk_revisions()),
         enum_detection=enable_enum_value_detection(current_app.config, dialects),
     )

@@ -680,9 +680,12 @@ def command_guard(
     :param command: the command's name, for :func:`holder_name`.
     :returns: a context manager to run the Alembic command in.
     :raises MigrateError: without an application context or Migrate extension, or
-        for a ``MIGRATE_LOCK_TIMEOUT`` setting that is not a number of seconds.
+        for a ``MIGRATE_LOCK_TIMEOUT`` setting that is not a number of seconds, or a
+        ``MIGRATE_LOCK`` setting that is no yes/no (:func:`.config.flag_setting`).
     """
     from flask import current_app
+
+    from .config import flag_setting
 
     state = get_state()
     if sql:
@@ -691,7 +694,7 @@ def command_guard(
     enabled = (
         not no_lock
         and getattr(state.migrate, "lock", True)
-        and bool(config.get("MIGRATE_LOCK", True))
+        and flag_setting(config, "MIGRATE_LOCK", True)
     )
     if lock_timeout is None and config.get("MIGRATE_LOCK_TIMEOUT") is not None:
         lock_timeout = _seconds_setting(config, "MIGRATE_LOCK_TIMEOUT")

@@ -752,3 +752,39 @@ def test_downgrade_is_reviewed(make_database, tmp_path, kind, batch):
     with pytest.raises(sa.exc.DBAPIError):
         v2.run(core.downgrade)
     assert database.version() == head and "code" not in database.columns("users")
+
+
+def test_yes_no_settings_given_as_strings(make_project, sqlite_db):
+    """MIGRATE_STRICT = "no" is off (bool("no") is true): a string setting is read as
+    Flask reads its switches (from the environment here, with from_prefixed_env), or
+    refused in one line naming the setting and the value; MIGRATE_LOCK likewise."""
+    from conftest import assert_one_error
+
+    project = make_project(sqlite_db)
+    config = "app.config.from_prefixed_env()"
+    project.write_app(models=FRONT_V1, config=config)
+    project.flask("db", "init")
+    project.flask("db", "migrate", "-m", "v1")
+    project.flask("db", "upgrade")
+    project.write_app(models=FRONT_V2, config=config)
+    before = sorted(project.revisions())
+
+    for front_end in (project.flask, project.manage):
+        for value in ("True", "yes", "ON", "1"):
+            proc = front_end("db", "migrate", check=False, env={"FLASK_MIGRATE_STRICT": value})
+            assert proc.returncode == 1 and "strict mode" in proc.stderr, (value, proc.stderr)
+            assert sorted(project.revisions()) == before
+        for value in ("maybe", "2", ""):
+            proc = front_end("db", "migrate", check=False, env={"FLASK_MIGRATE_STRICT": value})
+            assert_one_error(proc, f"the MIGRATE_STRICT setting must be True or False",
+                             f"not {value!r}" if value != "2" else "not 2")
+            assert sorted(project.revisions()) == before
+        for value in ("no", "False", "off", "0"):
+            front_end("db", "migrate", env={"FLASK_MIGRATE_STRICT": value})
+            (new,) = set(project.revisions()) - set(before)
+            new.unlink()
+
+        proc = front_end("db", "upgrade", check=False, env={"FLASK_MIGRATE_LOCK": "maybe"})
+        assert_one_error(proc, "the MIGRATE_LOCK setting must be True or False",
+                         "not 'maybe'")
+        assert sqlite_db.version() == [before[0].name.split("_")[0]]
