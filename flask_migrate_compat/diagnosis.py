@@ -193,8 +193,9 @@ def _database_findings(db: t.Any, result: Status, script: t.Any,
     if db.lock_holder is not None:
         holder = db.lock_holder
         fix = "wait for it to finish ('db upgrade' waits by itself)"
-        if holder.pid is not None and db.database.startswith("postgresql"):
-            fix += f"; if that process is gone: SELECT pg_terminate_backend({holder.pid})"
+        if holder.backend_pid is not None:
+            fix += ("; if that process is gone: SELECT "
+                    f"pg_terminate_backend({holder.backend_pid})")
         elif holder.connection_id is not None:
             fix += f"; if that process is gone: KILL {holder.connection_id}"
         found.append(Finding(f"lock {db.bind!r}" if db.bind else "lock", False,
