@@ -90,7 +90,9 @@ def _version_table_command(
     the databases env.py migrates, held for the whole block (``command`` names the
     holder to processes that wait for it). An exception leaving the
     block carries ``fmc_autocommit_revisions``: the revisions whose
-    ``autocommit_block()`` ran (committed whatever happens after).
+    ``autocommit_block()`` ran (committed whatever happens after), and
+    ``fmc_offline``: whether the command ran in offline mode (``sql``), which
+    touches no database, so the error line must not speak of one.
 
     :yields: the Alembic config to pass to the command.
     """
@@ -105,6 +107,7 @@ def _version_table_command(
             yield config
         except BaseException as exc:
             exc.fmc_autocommit_revisions = tuple(committed)  # type: ignore[attr-defined]
+            exc.fmc_offline = sql  # type: ignore[attr-defined]
             raise
 
 
