@@ -199,6 +199,7 @@ class Review:
             upgrade_ops = script.upgrade_ops_list[-1]
             downgrade_ops = script.downgrade_ops_list[-1]
             _Reviewer(self, context, upgrade_ops, downgrade_ops).run()
+        _skip_empty_revision(context, directives)
 
     def check_writable(self) -> None:
         """Called before a reviewed operation is rendered into a file.
@@ -215,6 +216,31 @@ class Review:
             warnings.warn(ReviewWarning(finding), stacklevel=2)
         self.findings.append(finding)
         _flag(op, finding, self)
+
+
+def _skip_empty_revision(context: t.Any, directives: list) -> None:
+    """Write no revision when autogenerate found nothing, for an env.py that does not
+    say so itself.
+
+    Every env.py template since Flask-Migrate 1.x's later releases has a
+    ``process_revision_directives`` hook that empties ``directives`` then; the early
+    1.x env.py files have none, so Alembic wrote an empty revision on every
+    ``migrate`` with unchanged models. The hook here (which runs before env.py's, and
+    for autogenerate only) does it where env.py has no hook of its own, and only for
+    a single database: a multidb env.py compares its databases one after the other,
+    and Alembic needs the directive to compare the next one.
+    """
+    if context.opts.get("process_revision_directives") is not None:
+        return  # env.py decides
+    if context.opts.get("upgrade_token", "upgrades") != "upgrades":
+        return  # a multidb env.py (upgrade_<bind> tokens)
+    if directives and all(len(script.upgrade_ops_list) == 1 and script.upgrade_ops.is_empty()
+                          for script in directives):
+        directives[:] = []
+        # Where and how the env.py templates with the hook say it.
+        import logging
+
+        logging.getLogger("alembic.env").info("No changes in schema detected.")
 
 
 # -- reviewing one database's operations ----------------------------------------------
