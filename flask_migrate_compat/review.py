@@ -18,6 +18,9 @@ compared against (to count rows), and reports :class:`Finding` objects:
   column holding NULLs;
 * values removed from a PostgreSQL ENUM (with ``alembic-postgresql-enum``, which
   detects ENUM value changes at all).
+* on SQLite outside batch mode (an env.py that does not set ``render_as_batch``, as
+  Flask-Migrate 1.x's did not), a column or constraint changed in place: SQLite has
+  no ALTER for them, so the operation fails.
 
 Types are compared by what they mean on the database's dialect (MySQL's
 ``TINYINT(1)`` is a ``Boolean``), and ENUM types by their values: one renamed with
@@ -282,6 +285,8 @@ class _Reviewer:
                 self._altered_column(op_)
             elif _is_enum_sync(op_):
                 self._enum_values(op_)
+            elif isinstance(op_, (ops.AddConstraintOp, ops.DropConstraintOp)):
+                self._constraint_change(op_)
         self._downgrade()
 
     def _downgrade(self) -> None:
@@ -299,6 +304,8 @@ class _Reviewer:
                     self._added_column(op_)
                 elif isinstance(op_, ops.AlterColumnOp):
                     self._altered_column(op_)
+                elif isinstance(op_, (ops.AddConstraintOp, ops.DropConstraintOp)):
+                    self._constraint_change(op_)
         finally:
             self.step = "upgrade"
 
@@ -549,7 +556,43 @@ class _Reviewer:
             rows,
         ))
 
+    @property
+    def sqlite_in_place(self) -> bool:
+        """SQLite outside batch mode: no ALTER COLUMN, no ALTER of constraints."""
+        return self.dialect.name == "sqlite" and not self.batch
+
+    def _sqlite_in_place(self, op_: t.Any, what: str, headline: str) -> None:
+        table = op_.table_name
+        self.review._report(op_, Finding(
+            "sqlite-alter", _qualified(getattr(op_, "schema", None), table),
+            getattr(op_, "column_name", None),
+            headline + self.in_step(),
+            f"SQLite has no ALTER for {what}, so {self.step} fails at this operation "
+            "(Alembic does it there by copying the table: batch mode, which this env.py "
+            "does not turn on); write it as "
+            f"'with op.batch_alter_table({table!r}) as batch_op:' and batch_op.<operation>, "
+            "or pass render_as_batch=True to context.configure() in env.py (as the "
+            "package's env.py does) and generate the revision again",
+        ))
+
+    def _constraint_change(self, op_: t.Any) -> None:
+        if not self.sqlite_in_place or getattr(op_, "table_name", None) is None:
+            return
+        kind = "adding" if isinstance(op_, ops.AddConstraintOp) else "dropping"
+        name = getattr(op_, "constraint_name", None) or "(unnamed)"
+        self._sqlite_in_place(op_, "constraints",
+                              f"{kind} constraint {name} on SQLite table "
+                              f"{_qualified(getattr(op_, 'schema', None), op_.table_name)} "
+                              "in place")
+
     def _altered_column(self, op_: t.Any) -> None:
+        if self.sqlite_in_place and (op_.modify_type is not None
+                                     or op_.modify_nullable is not None
+                                     or op_.modify_server_default is not False):
+            where = _qualified(op_.schema, op_.table_name)
+            self._sqlite_in_place(op_, "columns (only a rename)",
+                                  f"change of SQLite column {where}.{op_.column_name} in place")
+            return
         if op_.modify_type is not None and op_.existing_type is not None:
             self._type_change(op_)
         if op_.modify_nullable is False and op_.existing_nullable is not False:
@@ -878,7 +921,8 @@ def _family(type_: t.Any, dialect: t.Any = None) -> str:
         return "bool"
     checks = (
         (sa.Enum, "enum"), (sa.String, "text"), (sa.Boolean, "bool"),
-        (sa.Integer, "int"), (sa.Numeric, "num"), (sa.DateTime, "datetime"),
+        # Float is a Numeric up to SQLAlchemy 2.0, no longer in 2.1: named here.
+        (sa.Integer, "int"), (sa.Float, "num"), (sa.Numeric, "num"), (sa.DateTime, "datetime"),
         (sa.Date, "date"), (sa.Time, "time"), (sa.Interval, "interval"),
         (sa.LargeBinary, "binary"),
     )

@@ -788,3 +788,61 @@ def test_yes_no_settings_given_as_strings(make_project, sqlite_db):
         assert_one_error(proc, "the MIGRATE_LOCK setting must be True or False",
                          "not 'maybe'")
         assert sqlite_db.version() == [before[0].name.split("_")[0]]
+
+
+@pytest.mark.parametrize("batch", [True, False], ids=["batch", "plain"])
+def test_sqlite_alter_needs_batch_mode(tmp_path, batch):
+    """SQLite has no ALTER COLUMN: outside batch mode (an env.py that does not pass
+    render_as_batch, as Flask-Migrate 1.x's did not) a type or nullability change
+    fails at upgrade, in both directions; the review says so, and says nothing of it
+    in batch mode, where the same change applies."""
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    directory = tmp_path / "migrations"
+    v1 = App(url, directory, user_model("name = db.Column(db.String(64))"), batch=batch)
+    v1.run(core.init)
+    v1.run(core.migrate, message="v1")
+    v1.run(core.upgrade)
+    v2 = App(url, directory, user_model("name = db.Column(db.Integer, nullable=False)"),
+             batch=batch)
+    path = Path(v2.run(core.migrate, message="v2").path)
+    found = [w for w in v2.warnings if "in place" in w]
+    if batch:
+        assert found == []
+        v2.run(core.upgrade)
+        assert sa.inspect(sa.create_engine(url)).get_columns("users")[1]["nullable"] is False
+        return
+    up = one(found, "change of SQLite column users.name in place")
+    down = one(found, "change of SQLite column users.name in place in downgrade()")
+    assert "SQLite has no ALTER for columns (only a rename), so upgrade fails at this " \
+           "operation" in up and "render_as_batch=True" in up
+    assert "so downgrade fails at this operation" in down
+    text = path.read_text()
+    assert comment_above(text, "op.alter_column('users', 'name'") == f"# Warning: {up}"
+    with pytest.raises(sa.exc.OperationalError, match="syntax error"):
+        v2.run(core.upgrade)
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() \
+            != path.name.split("_")[0]
+    engine.dispose()
+
+
+def test_numeric_to_float_is_no_incompatible_change(make_database, tmp_path, kind):
+    """NUMERIC to FLOAT keeps every value (SQLAlchemy 2.1 made Float no subclass of
+    Numeric, which the review took for an incompatible type): no warning, and the
+    values read back after upgrade."""
+    database = make_database(kind)
+    directory = tmp_path / "migrations"
+    v1 = App(database.url, directory, user_model("rate = db.Column(db.Numeric(10, 4))"))
+    v1.run(core.init)
+    v1.run(core.migrate, message="v1")
+    v1.run(core.upgrade)
+    with database.engine().begin() as conn:
+        conn.execute(sa.text("INSERT INTO users (id, rate) VALUES (1, 0.0158), (2, 12.5)"))
+    v2 = App(database.url, directory, user_model("rate = db.Column(db.Float(asdecimal=False))"))
+    text = Path(v2.run(core.migrate, message="v2").path).read_text()
+    assert "alter_column('rate'" in text
+    assert v2.warnings == []
+    v2.run(core.upgrade)
+    assert [(i, round(float(r), 4)) for i, r in rows(
+        database, "SELECT id, rate FROM users ORDER BY id")] == [(1, 0.0158), (2, 12.5)]
