@@ -506,8 +506,9 @@ class _Reviewer:
                         f"server_default{self.in_step()}")
             self.review._report(op_, Finding(
                 "not-null-column", where, column.name, headline,
-                f"{effect}, since upgrade dropped the column and its values; give this "
-                "add_column a server_default (a value for the rows), or add it nullable",
+                f"{effect} (upgrade dropped the column with its values, so the rows have "
+                "none for it); give this add_column a server_default (a value for the "
+                "rows), or add it nullable",
                 rows,
             ))
             return
