@@ -629,8 +629,8 @@ class _Reviewer:
                     tb.c[name].isnot(None), self.as_text(tb.c[name]).notin_(allowed)),
                     (name,))
             if rows != 0:
-                what = (f"values {', '.join(map(repr, removed))}" if removed
-                        else "other values")
+                what = (f"value{'s' if len(removed) > 1 else ''} "
+                        f"{', '.join(map(repr, removed))}" if removed else "other values")
                 self.review._report(op_, Finding(
                     "narrower-type", where, name, headline.format("narrower type"),
                     f"{change}: {_rows(rows)} {_hold(rows)} {what}, which the new "

@@ -674,7 +674,7 @@ def test_postgresql_enum_renamed(make_database, tmp_path):
     with pytest.raises(ReviewFailed):
         removed.run(core.migrate, message="removed", strict=True)
     warning = one(removed.warnings, "narrower type of column post.status")
-    assert "1 row holds values 'archived', which the new type lacks" in warning
+    assert "1 row holds value 'archived', which the new type lacks" in warning
 
     renamed = app("'published', 'draft', 'archived'", "poststatus")
     path = Path(renamed.run(core.migrate, message="renamed").path)
