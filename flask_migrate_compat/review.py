@@ -74,12 +74,14 @@ class Finding:
 
     :param kind: ``not-null-column``, ``dropped-table``, ``dropped-column``,
         ``renamed-table``, ``renamed-column``, ``narrower-type``, ``type-change``,
-        ``set-not-null`` or ``enum-values``.
+        ``set-not-null``, ``enum-values`` or ``sqlite-alter`` (a change SQLite makes
+        only in batch mode).
     :param table: the table concerned (``schema.table`` outside the default schema).
     :param column: the column concerned, or ``None``.
     :param headline: what and where, for example ``dropped column users.age``; the
         key under which a ``# reviewed`` comment silences it.
-    :param advice: what happens at ``upgrade`` and what to do.
+    :param advice: what happens at ``upgrade`` (or ``downgrade``: its findings'
+        headlines end with ``in downgrade()``) and what to do.
     :param rows: the rows concerned in the database compared; ``None`` when unknown.
     :param reviewed: silenced by a ``# reviewed`` comment of an existing revision.
     """
