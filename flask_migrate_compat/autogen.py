@@ -30,8 +30,13 @@ def enable_enum_value_detection(settings: t.Mapping[str, t.Any],
     :returns: ``True`` when the detection is on, ``False`` when the library is not
         installed, ``None`` when there is no PostgreSQL database or the setting
         turned it off.
+    :raises MigrateError: for a setting that is no yes/no
+        (:func:`.config.flag_setting`).
     """
-    if "postgresql" not in set(dialect_names) or not settings.get(ENUM_SETTING, True):
+    from .config import flag_setting
+
+    if "postgresql" not in set(dialect_names) or not flag_setting(settings, ENUM_SETTING,
+                                                                  True):
         return None
     try:
         import alembic_postgresql_enum  # noqa: F401 - registers its comparator

@@ -434,17 +434,27 @@ def status(as_json: bool, **kwargs: t.Any) -> None:
 
 def format_status(result: t.Any) -> list[str]:
     """The text of ``db status``: per database, its revisions, the pending ones in
-    upgrade order and the lock holder; a last line with the verdict."""
+    upgrade order and the lock holder; a last line with the verdict.
+
+    The first problem is explained on stderr, as the ``Error:`` line; the status
+    names it in a few words there instead of printing the explanation twice."""
+    first = result.problems[0] if result.problems else None
+
+    def problem(db: t.Any) -> str:
+        if db.problem != first:
+            return f"  problem: {db.problem}"
+        return f"  problem: {db.summary or 'cannot be migrated'} (the Error line explains)"
+
     heads = ", ".join(rev.describe() for rev in result.heads) or "none (no revision yet)"
     lines = [f"Head{'s' if len(result.heads) > 1 else ''}: {heads}"]
     for db in result.databases:
         lines.append(f"{'Bind ' + repr(db.bind) if db.bind else 'Database'}: {db.database}")
         if db.problem is not None and not db.current:
-            lines.append(f"  problem: {db.problem}")
+            lines.append(problem(db))
             continue
         lines.append(f"  current: {', '.join(db.current) or 'base (no revision applied)'}")
         if db.problem is not None:
-            lines.append(f"  problem: {db.problem}")
+            lines.append(problem(db))
         elif db.pending:
             lines.append(f"  pending: {len(db.pending)} revision(s), in upgrade order:")
             lines.extend(f"    {rev.describe()}" for rev in db.pending)

@@ -91,7 +91,9 @@ def _version_table_command(
     the databases env.py migrates, held for the whole block (``command`` names the
     holder to processes that wait for it). An exception leaving the
     block carries ``fmc_autocommit_revisions``: the revisions whose
-    ``autocommit_block()`` ran (committed whatever happens after).
+    ``autocommit_block()`` ran (committed whatever happens after), and
+    ``fmc_offline``: whether the command ran in offline mode (``sql``), which
+    touches no database, so the error line must not speak of one.
 
     :yields: the Alembic config to pass to the command.
     """
@@ -106,6 +108,7 @@ def _version_table_command(
             yield config
         except BaseException as exc:
             exc.fmc_autocommit_revisions = tuple(committed)  # type: ignore[attr-defined]
+            exc.fmc_offline = sql  # type: ignore[attr-defined]
             raise
 
 
@@ -378,18 +381,22 @@ def _docstring_safe(message: str | None) -> str | None:
 
 @contextlib.contextmanager
 def _new_revision_file(
-    config: Config, rev_id: str | None
+    config: Config, rev_id: str | None, version_path: str | None = None,
+    head: str | t.Sequence[str] = "head",
 ) -> t.Iterator[t.Callable[[t.Any], t.Any]]:
     """Guard a command that writes a new revision file: refuse a ``rev_id`` that
-    exists already, and remove a written file that is not valid Python (a custom
-    template, a message it could not hold), so no broken file trips every later
+    exists already or a folder it cannot write into (:func:`_check_revision_folder`),
+    both before env.py runs, and remove a written file that is not valid Python (a
+    custom template, a message it could not hold), so no broken file trips every later
     command.
 
     :yields: a function to pass the command's result through (the new
         :class:`~alembic.script.Script`, a list of them, or ``None``); it checks the
         files and returns the result.
-    :raises MigrateError: for an existing ``rev_id``, or a file that was removed.
+    :raises MigrateError: for an existing ``rev_id``, a folder that cannot be written
+        into, or a file that was removed.
     """
+    _check_revision_folder(config, version_path, head)
     if rev_id is not None:
         for found in _loaded_script(config).walk_revisions():
             if found.revision == rev_id:
@@ -418,6 +425,52 @@ def _new_revision_file(
         return result
 
     yield written
+
+
+def _check_revision_folder(config: Config, version_path: str | None,
+                           head: str | t.Sequence[str]) -> None:
+    """Fail at once when the folder the new revision file goes into cannot be written.
+
+    Without this, ``migrate`` runs env.py and the whole autogenerate comparison (and
+    the review prints its warnings) before Alembic fails on the file with a bare
+    ``OSError``; the folder is the news. The folder is the one Alembic's
+    ``ScriptDirectory.generate_revision`` picks (1.20): ``version_path``, else the
+    single version location, else the folder of the head's file. Writing is tried
+    (a temporary file), not guessed from permission bits: root ignores those, and a
+    read-only mount does not show in them.
+
+    :raises MigrateError: naming the folder and why it cannot be written.
+    """
+    import tempfile
+
+    script = _loaded_script(config)
+    folder = version_path
+    if folder is None:
+        try:
+            locations = script._version_locations  # Alembic 1.x, private but stable
+            if len(locations) == 1:
+                folder = str(locations[0])
+            else:
+                heads = script.revision_map.get_revisions(head)
+                folder = next((os.path.dirname(h.path) for h in heads if h is not None),
+                              None)
+        except Exception:  # noqa: BLE001 - what Alembic says about it is clearer
+            return
+    if folder is None:
+        return
+    existing = os.path.abspath(folder)
+    while not os.path.isdir(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)  # Alembic creates the missing part
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise MigrateError(
+            f"cannot write the new revision file into {folder}: {reason}; make the "
+            "folder writable (or pass --version-path to another version location), "
+            "and run the command again"
+        ) from None
 
 
 # -- commands ---------------------------------------------------------------------
@@ -514,8 +567,8 @@ def revision(
         no file was written.
     """
     config = _script_config(directory, x_arg, ["autogenerate"] if autogenerate else None)
-    review = _review(config, strict, ask) if autogenerate else None
-    with _new_revision_file(config, rev_id) as written:
+    with _new_revision_file(config, rev_id, version_path, head) as written:
+        review = _review(config, strict, ask) if autogenerate else None
         result = written(_alembic().revision(
             config, _docstring_safe(message), autogenerate=autogenerate, sql=sql,
             head=head, splice=splice, branch_label=branch_label,
@@ -537,6 +590,7 @@ def _review(config: Config, strict: bool, ask: Ask | None) -> Review:
     from flask import current_app
 
     from .autogen import enable_enum_value_detection
+    from .config import flag_setting
     from .review import Review, reviewed_headlines
     from .state import app_engines
 
@@ -547,7 +601,7 @@ def _review(config: Config, strict: bool, ask: Ask | None) -> Review:
     script = _loaded_script(config)
     return Review(
         ask=ask,
-        strict=strict or bool(current_app.config.get("MIGRATE_STRICT", False)),
+        strict=strict or flag_setting(current_app.config, "MIGRATE_STRICT", False),
         reviewed=reviewed_headlines(found.path for found in script.walk_revisions()),
         enum_detection=enable_enum_value_detection(current_app.config, dialects),
     )
@@ -599,7 +653,7 @@ def merge(
     :raises alembic.util.CommandError: for an unknown revision.
     """
     config = _script_config(directory)
-    with _new_revision_file(config, rev_id) as written:
+    with _new_revision_file(config, rev_id, head=revisions) as written:
         return written(_alembic().merge(
             config, revisions, message=_docstring_safe(message),
             branch_label=branch_label, rev_id=rev_id,

@@ -316,8 +316,9 @@ def _lock_finding(db: t.Any, label: str, reached: bool) -> Finding:
         return Finding(check, True, f"nobody holds the migration lock on {label}")
     holder = db.lock_holder
     fix = "wait for it to finish ('db upgrade' waits by itself)"
-    if holder.pid is not None and db.database.startswith("postgresql"):
-        fix += f"; if that process is gone: SELECT pg_terminate_backend({holder.pid})"
+    if holder.backend_pid is not None:
+        fix += ("; if that process is gone: SELECT "
+                f"pg_terminate_backend({holder.backend_pid})")
     elif holder.connection_id is not None:
         fix += f"; if that process is gone: KILL {holder.connection_id}"
     return Finding(check, False, f"the migration lock on {label} is held by "

@@ -348,6 +348,16 @@ def _revision_failure_text(exc: BaseException, engines: t.Mapping[str, t.Any],
         return None
     revision, function = failed
     engine = _engine_of(function, engines)
+    if getattr(exc, "fmc_offline", False):
+        # Offline mode (--sql) only writes SQL: no database was connected to.
+        where = f" for the {describe_database(engine.url)}" if engine is not None else ""
+        return (
+            f"revision {revision} failed in {function}() while writing its SQL{where} "
+            f"(offline mode, --sql): {foreign(first_line(exc))}. No database was "
+            "connected to or changed; the SQL written before this line stops inside "
+            f"revision {revision}, so do not run it as it is (a revision that reads "
+            "data, through op.get_bind(), needs online mode)"
+        )
     where = f" on the {describe_database(engine.url)}" if engine is not None else ""
     if isinstance(exc, KeyboardInterrupt):
         what = (f"revision {revision} was interrupted ({_signal_name(exc)}) in "

@@ -78,14 +78,16 @@ _CURRENT_DATABASE = {
 
 def holder_name(command: str) -> str:
     """What a process holding the lock calls itself:
-    ``flask-migrate-compat db <command> <host>:<pid>`` (at most 63 characters,
-    PostgreSQL's limit for ``application_name``).
+    ``flask-migrate-compat db <command> pid <pid> on <host>`` (at most 63 characters,
+    PostgreSQL's limit for ``application_name``: a long host name is cut, never the
+    pid). "pid" says which number is the process id: next to it stands the server's
+    own process id of the session.
 
     :param command: the command taking the lock (``upgrade``...).
     """
     import socket
 
-    text = f"flask-migrate-compat db {command} {socket.gethostname()}:{os.getpid()}"
+    text = f"flask-migrate-compat db {command} pid {os.getpid()} on {socket.gethostname()}"
     return text if len(text) <= 63 else text[:63]
 
 
@@ -142,7 +144,7 @@ def _pg_holder(connection: t.Any, version_table: str, schema: str | None) -> Loc
         from .holder import LockHolder  # only when there is one: see holder.py
 
         return LockHolder(
-            name=redact(name) if name else None, pid=pid,
+            name=redact(name) if name else None, backend_pid=pid,
             # NULL client_addr: a Unix socket; NULL query too: not ours to see.
             client=client or ("local socket" if query is not None else None),
             since=since.astimezone() if since is not None else None,
@@ -680,9 +682,12 @@ def command_guard(
     :param command: the command's name, for :func:`holder_name`.
     :returns: a context manager to run the Alembic command in.
     :raises MigrateError: without an application context or Migrate extension, or
-        for a ``MIGRATE_LOCK_TIMEOUT`` setting that is not a number of seconds.
+        for a ``MIGRATE_LOCK_TIMEOUT`` setting that is not a number of seconds, or a
+        ``MIGRATE_LOCK`` setting that is no yes/no (:func:`.config.flag_setting`).
     """
     from flask import current_app
+
+    from .config import flag_setting
 
     state = get_state()
     if sql:
@@ -691,7 +696,7 @@ def command_guard(
     enabled = (
         not no_lock
         and getattr(state.migrate, "lock", True)
-        and bool(config.get("MIGRATE_LOCK", True))
+        and flag_setting(config, "MIGRATE_LOCK", True)
     )
     if lock_timeout is None and config.get("MIGRATE_LOCK_TIMEOUT") is not None:
         lock_timeout = _seconds_setting(config, "MIGRATE_LOCK_TIMEOUT")

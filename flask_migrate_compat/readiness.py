@@ -82,6 +82,8 @@ class DatabaseStatus:
     :ivar current: the revisions its version table holds (``()``: base).
     :ivar pending: the revisions ``upgrade`` would apply, in that order.
     :ivar problem: why ``upgrade`` cannot proceed on it, or ``None``.
+    :ivar summary: the problem in a few words (what, not why or what to do), where
+        ``problem`` is a long explanation; else ``None``.
     :ivar lock_holder: who holds its migration lock right now, or ``None``.
     :ivar version_table: its version table (``schema.name`` when it has a schema).
     """
@@ -92,6 +94,7 @@ class DatabaseStatus:
     pending: list[Revision] = dataclasses.field(default_factory=list)
     problem: str | None = None
     lock_holder: LockHolder | None = None
+    summary: str | None = None
     version_table: str = "alembic_version"
 
     @property
@@ -220,6 +223,8 @@ def status_for(config: t.Any) -> Status:
                 unknown[0], db.database, script.dir,
                 [(rev.revision, rev.message) for rev in heads],
             )
+            db.summary = (f"its version table names revision {unknown[0]!r}, which no "
+                          "revision file defines")
             continue
         steps = script.iterate_revisions("heads", db.current, implicit_base=True)
         db.pending = [Revision.of(rev) for rev in reversed(list(steps))]

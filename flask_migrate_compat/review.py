@@ -18,6 +18,17 @@ compared against (to count rows), and reports :class:`Finding` objects:
   column holding NULLs;
 * values removed from a PostgreSQL ENUM (with ``alembic-postgresql-enum``, which
   detects ENUM value changes at all).
+* on SQLite outside batch mode (an env.py that does not set ``render_as_batch``, as
+  Flask-Migrate 1.x's did not), a column or constraint changed in place: SQLite has
+  no ALTER for them, so the operation fails.
+
+Types are compared by what they mean on the database's dialect (MySQL's
+``TINYINT(1)`` is a ``Boolean``), and ENUM types by their values: one renamed with
+the same values narrows nothing. The downgrade operations are reviewed too, for what
+fails there whatever rows hold by then: a NOT NULL column added back without
+``server_default`` to a table with rows, a type PostgreSQL converts only with
+``USING``. Advice names operations as the revision writes them (``batch_op.`` in
+batch mode).
 
 Each finding is emitted as a :class:`ReviewWarning` and written as a comment
 (``# Warning: ...``) directly above its operation in the revision file. With an
@@ -63,12 +74,14 @@ class Finding:
 
     :param kind: ``not-null-column``, ``dropped-table``, ``dropped-column``,
         ``renamed-table``, ``renamed-column``, ``narrower-type``, ``type-change``,
-        ``set-not-null`` or ``enum-values``.
+        ``set-not-null``, ``enum-values`` or ``sqlite-alter`` (a change SQLite makes
+        only in batch mode).
     :param table: the table concerned (``schema.table`` outside the default schema).
     :param column: the column concerned, or ``None``.
     :param headline: what and where, for example ``dropped column users.age``; the
         key under which a ``# reviewed`` comment silences it.
-    :param advice: what happens at ``upgrade`` and what to do.
+    :param advice: what happens at ``upgrade`` (or ``downgrade``: its findings'
+        headlines end with ``in downgrade()``) and what to do.
     :param rows: the rows concerned in the database compared; ``None`` when unknown.
     :param reviewed: silenced by a ``# reviewed`` comment of an existing revision.
     """
@@ -191,6 +204,7 @@ class Review:
             upgrade_ops = script.upgrade_ops_list[-1]
             downgrade_ops = script.downgrade_ops_list[-1]
             _Reviewer(self, context, upgrade_ops, downgrade_ops).run()
+        _skip_empty_revision(context, directives)
 
     def check_writable(self) -> None:
         """Called before a reviewed operation is rendered into a file.
@@ -209,6 +223,31 @@ class Review:
         _flag(op, finding, self)
 
 
+def _skip_empty_revision(context: t.Any, directives: list) -> None:
+    """Write no revision when autogenerate found nothing, for an env.py that does not
+    say so itself.
+
+    Every env.py template since Flask-Migrate 1.x's later releases has a
+    ``process_revision_directives`` hook that empties ``directives`` then; the early
+    1.x env.py files have none, so Alembic wrote an empty revision on every
+    ``migrate`` with unchanged models. The hook here (which runs before env.py's, and
+    for autogenerate only) does it where env.py has no hook of its own, and only for
+    a single database: a multidb env.py compares its databases one after the other,
+    and Alembic needs the directive to compare the next one.
+    """
+    if context.opts.get("process_revision_directives") is not None:
+        return  # env.py decides
+    if context.opts.get("upgrade_token", "upgrades") != "upgrades":
+        return  # a multidb env.py (upgrade_<bind> tokens)
+    if directives and all(len(script.upgrade_ops_list) == 1 and script.upgrade_ops.is_empty()
+                          for script in directives):
+        directives[:] = []
+        # Where and how the env.py templates with the hook say it.
+        import logging
+
+        logging.getLogger("alembic.env").info("No changes in schema detected.")
+
+
 # -- reviewing one database's operations ----------------------------------------------
 
 
@@ -224,6 +263,11 @@ class _Reviewer:
         self.upgrade_ops = upgrade_ops
         self.downgrade_ops = downgrade_ops
         self.renames: set[int] = set()  # id() of drop ops reported as possible renames
+        # Batch mode (render_as_batch): operations on a table are written as
+        # batch_op.<operation>() inside "with op.batch_alter_table(...)".
+        self.batch = bool(context.opts.get("render_as_batch"))
+        #: The function whose operations are reviewed: "upgrade", then "downgrade".
+        self.step = "upgrade"
 
     def run(self) -> None:
         self._missing_enum_detection()
@@ -243,6 +287,38 @@ class _Reviewer:
                 self._altered_column(op_)
             elif _is_enum_sync(op_):
                 self._enum_values(op_)
+            elif isinstance(op_, (ops.AddConstraintOp, ops.DropConstraintOp)):
+                self._constraint_change(op_)
+        self._downgrade()
+
+    def _downgrade(self) -> None:
+        """The downgrade operations: what fails there with the rows the table has.
+
+        Dropping what upgrade created is what a downgrade is for; a column it adds
+        back (NOT NULL, without a server default, on a table with rows) and a type it
+        changes back (PostgreSQL's missing conversions) fail like their upgrade
+        counterparts.
+        """
+        self.step = "downgrade"
+        try:
+            for op_ in _walk(self.downgrade_ops):
+                if isinstance(op_, ops.AddColumnOp):
+                    self._added_column(op_)
+                elif isinstance(op_, ops.AlterColumnOp):
+                    self._altered_column(op_)
+                elif isinstance(op_, (ops.AddConstraintOp, ops.DropConstraintOp)):
+                    self._constraint_change(op_)
+        finally:
+            self.step = "upgrade"
+
+    def in_step(self) -> str:
+        """What a downgrade finding's headline ends with (its own headline: silencing
+        the upgrade's finding must not silence it)."""
+        return " in downgrade()" if self.step == "downgrade" else ""
+
+    def op_prefix(self) -> str:
+        """How an operation on a table is written: ``batch_op.`` in batch mode."""
+        return "batch_op." if self.batch else "op."
 
     # -- counting ------------------------------------------------------------------
 
@@ -269,6 +345,13 @@ class _Reviewer:
         except sa.exc.SQLAlchemyError:
             return None
         return int(value or 0)
+
+    def as_text(self, column: t.Any) -> t.Any:
+        """A column's values as text, for comparing them with strings: PostgreSQL
+        compares an ENUM column only with values of its own type."""
+        if self.dialect.name == "postgresql":
+            return sa.cast(column, sa.Text)
+        return column
 
     def length(self, column: t.Any) -> t.Any:
         """The number of characters of a string column, in this dialect's SQL."""
@@ -299,11 +382,11 @@ class _Reviewer:
             old = _find(self.downgrade_ops.ops, ops.CreateTableOp, drop.table_name,
                         drop.schema)
             if old is not None:
-                signatures[id(drop)] = _columns_signature(old.columns)
+                signatures[id(drop)] = _columns_signature(old.columns, self.dialect)
         for drop, create in _unique_pairs(
             dropped, created,
             lambda d, c: d.schema == c.schema and id(d) in signatures
-            and signatures[id(d)] == _columns_signature(c.columns),
+            and signatures[id(d)] == _columns_signature(c.columns, self.dialect),
         ):
             self._table_rename(drop, create)
 
@@ -350,7 +433,8 @@ class _Reviewer:
                    and not isinstance(o.to_column().type, sa.types.NullType)]
 
         def same_type(drop: t.Any, add: t.Any) -> bool:
-            return _type_signature(drop.to_column().type) == _type_signature(add.column.type)
+            return _type_signature(drop.to_column().type, self.dialect) == \
+                _type_signature(add.column.type, self.dialect)
 
         def same_column(drop: t.Any, add: t.Any) -> bool:
             return same_type(drop, add) and \
@@ -391,7 +475,8 @@ class _Reviewer:
             f"possible rename of column {where}.{old} to {new}",
             f"{old} is dropped and {new} of the same type ({type_name}) added, so upgrade "
             f"deletes its values in {_rows(rows)}; if it is a "
-            f"rename, replace both operations with op.alter_column({table!r}, {old!r}, "
+            f"rename, replace both operations with {self.op_prefix()}alter_column("
+            f"{'' if self.batch else repr(table) + ', '}{old!r}, "
             f"new_column_name={new!r}, existing_type=...) (and the reverse in "
             "downgrade()); on a terminal, migrate asks and writes it",
             rows,
@@ -408,14 +493,27 @@ class _Reviewer:
         where = _qualified(schema, table)
         rows = self.count(table, schema)
         suggested = _scalar_default(column)
+        step = self.step
         if self.mysql:
             effect = ("MySQL fills the existing rows with the type's implicit default "
                       f"(0, '' ...) instead of failing ({where} has {_rows(rows)} here)")
         elif rows == 0:
-            effect = (f"{where} has no rows here, but upgrade fails on any database "
+            effect = (f"{where} has no rows here, but {step} fails on any database "
                       "where it has some")
         else:
-            effect = f"upgrade fails on the {_rows(rows)} of {where}"
+            effect = f"{step} fails on the {_rows(rows)} of {where}"
+        if step == "downgrade":
+            # The column upgrade drops, added back: its old values are gone anyway.
+            headline = (f"NOT NULL column {where}.{column.name} added back without "
+                        f"server_default{self.in_step()}")
+            self.review._report(op_, Finding(
+                "not-null-column", where, column.name, headline,
+                f"{effect} (upgrade dropped the column with its values, so the rows have "
+                "none for it); give this add_column a server_default (a value for the "
+                "rows), or add it nullable",
+                rows,
+            ))
+            return
         headline = f"NOT NULL column {where}.{column.name} added without server_default"
         if self.review.ask is not None:
             answer = self.review.ask(Question(
@@ -461,7 +559,43 @@ class _Reviewer:
             rows,
         ))
 
+    @property
+    def sqlite_in_place(self) -> bool:
+        """SQLite outside batch mode: no ALTER COLUMN, no ALTER of constraints."""
+        return self.dialect.name == "sqlite" and not self.batch
+
+    def _sqlite_in_place(self, op_: t.Any, what: str, headline: str) -> None:
+        table = op_.table_name
+        self.review._report(op_, Finding(
+            "sqlite-alter", _qualified(getattr(op_, "schema", None), table),
+            getattr(op_, "column_name", None),
+            headline + self.in_step(),
+            f"SQLite has no ALTER for {what}, so {self.step} fails at this operation "
+            "(Alembic does it there by copying the table: batch mode, which this env.py "
+            "does not turn on); write it as "
+            f"'with op.batch_alter_table({table!r}) as batch_op:' and batch_op.<operation>, "
+            "or pass render_as_batch=True to context.configure() in env.py (as the "
+            "package's env.py does) and generate the revision again",
+        ))
+
+    def _constraint_change(self, op_: t.Any) -> None:
+        if not self.sqlite_in_place or getattr(op_, "table_name", None) is None:
+            return
+        kind = "adding" if isinstance(op_, ops.AddConstraintOp) else "dropping"
+        name = getattr(op_, "constraint_name", None) or "(unnamed)"
+        self._sqlite_in_place(op_, "constraints",
+                              f"{kind} constraint {name} on SQLite table "
+                              f"{_qualified(getattr(op_, 'schema', None), op_.table_name)} "
+                              "in place")
+
     def _altered_column(self, op_: t.Any) -> None:
+        if self.sqlite_in_place and (op_.modify_type is not None
+                                     or op_.modify_nullable is not None
+                                     or op_.modify_server_default is not False):
+            where = _qualified(op_.schema, op_.table_name)
+            self._sqlite_in_place(op_, "columns (only a rename)",
+                                  f"change of SQLite column {where}.{op_.column_name} in place")
+            return
         if op_.modify_type is not None and op_.existing_type is not None:
             self._type_change(op_)
         if op_.modify_nullable is False and op_.existing_nullable is not False:
@@ -471,8 +605,9 @@ class _Reviewer:
             if rows == 0:
                 return
             self.review._report(op_, Finding(
-                "set-not-null", where, name, f"NOT NULL set on column {where}.{name}",
-                f"upgrade fails on the {_rows(rows)} holding NULL"
+                "set-not-null", where, name,
+                f"NOT NULL set on column {where}.{name}{self.in_step()}",
+                f"{self.step} fails on the {_rows(rows)} holding NULL"
                 f"{self._mysql_strict_note()}; fill them first (op.execute an UPDATE "
                 "before this operation)",
                 rows,
@@ -483,21 +618,36 @@ class _Reviewer:
         table, schema, name = op_.table_name, op_.schema, op_.column_name
         where = _qualified(schema, table)
         change = f"{self.type_name(old)} to {self.type_name(new)}"
-        old_family, new_family = _family(old), _family(new)
+        old_family, new_family = _family(old, self.dialect), _family(new, self.dialect)
+        headline = f"{{}} of column {where}.{name}{self.in_step()}"
         if new_family == "enum" and old_family in ("text", "enum"):
             allowed = list(new.enums)
-            rows = self.count(table, schema, lambda tb: sa.and_(
-                tb.c[name].isnot(None), tb.c[name].notin_(allowed)), (name,))
-            if rows == 0:
-                return
             removed = [v for v in getattr(old, "enums", ()) if v not in allowed]
-            what = f"values {', '.join(map(repr, removed))}" if removed else "other values"
-            self.review._report(op_, Finding(
-                "narrower-type", where, name, f"narrower type of column {where}.{name}",
-                f"{change}: {_rows(rows)} {_hold(rows)} {what}, which the new "
-                f"type lacks; {self._fails_or_cuts()}; update those rows first",
-                rows,
-            ))
+            if old_family == "enum" and not removed:
+                rows: int | None = 0  # the same values (renamed, reordered, added to)
+            else:
+                # As text: PostgreSQL compares an ENUM with ENUM values only.
+                rows = self.count(table, schema, lambda tb: sa.and_(
+                    tb.c[name].isnot(None), self.as_text(tb.c[name]).notin_(allowed)),
+                    (name,))
+            if rows != 0:
+                what = (f"value{'s' if len(removed) > 1 else ''} "
+                        f"{', '.join(map(repr, removed))}" if removed else "other values")
+                self.review._report(op_, Finding(
+                    "narrower-type", where, name, headline.format("narrower type"),
+                    f"{change}: {_rows(rows)} {_hold(rows)} {what}, which the new "
+                    f"type lacks; {self._fails_or_cuts()}; update those rows first",
+                    rows,
+                ))
+                return
+            if self.dialect.name == "postgresql" and _pg_enum_cast_needed(op_, old, new):
+                target = self.type_name(new)
+                self.review._report(op_, Finding(
+                    "type-change", where, name, headline.format("type change"),
+                    f"{change}: PostgreSQL has no automatic conversion to an ENUM type, "
+                    f"so {self.step} fails even on an empty table; add "
+                    f"postgresql_using='{name}::text::{target}' to this operation",
+                ))
             return
         if old_family == new_family == "text":
             old_length, new_length = getattr(old, "length", None), getattr(new, "length", None)
@@ -508,22 +658,27 @@ class _Reviewer:
             if rows == 0:
                 return
             self.review._report(op_, Finding(
-                "narrower-type", where, name, f"narrower type of column {where}.{name}",
+                "narrower-type", where, name, headline.format("narrower type"),
                 f"{change}: {_rows(rows)} {_hold(rows)} values longer than "
                 f"{new_length} characters; {self._fails_or_cuts()}; shorten them first, or "
                 "keep the length",
                 rows,
             ))
             return
-        if _compatible(old_family, new_family):
-            return
-        if self.dialect.name == "postgresql" and _needs_using(old_family, new_family):
+        # Before the compatible changes: PostgreSQL converts boolean to integer only
+        # with USING, although every value fits.
+        if self.dialect.name == "postgresql" and _needs_using(old_family, new_family) \
+                and not op_.kw.get("postgresql_using"):
             self.review._report(op_, Finding(
-                "type-change", where, name, f"type change of column {where}.{name}",
-                f"{change}: PostgreSQL has no automatic conversion, so upgrade fails even "
+                "type-change", where, name, headline.format("type change"),
+                f"{change}: PostgreSQL has no automatic conversion, so {self.step} fails even "
                 f"on an empty table; add postgresql_using='{name}::{self.type_name(new)}' "
                 "(or an expression that converts every value) to this operation",
             ))
+            return
+        if _compatible(old_family, new_family) or self.step == "downgrade":
+            # Downgrade converts back the values the rows hold now, which came from
+            # that very type; what later rows will hold is unknown here.
             return
         rows = self.count(table, schema, lambda tb: tb.c[name].isnot(None), (name,))
         if rows == 0:
@@ -535,9 +690,10 @@ class _Reviewer:
             effect = ("MySQL fails on values that do not convert (strict SQL mode) or "
                       "converts them with loss")
         else:
-            effect = "upgrade fails on values that do not convert, or converts them with loss"
+            effect = (f"{self.step} fails on values that do not convert, or converts them "
+                      "with loss")
         self.review._report(op_, Finding(
-            "type-change", where, name, f"type change of column {where}.{name}",
+            "type-change", where, name, headline.format("type change"),
             f"{change} on {_rows(rows)} with a value: {effect}; "
             "convert the data explicitly (a new column filled by op.execute), or keep "
             "the type",
@@ -552,11 +708,11 @@ class _Reviewer:
 
     def _fails_or_cuts(self) -> str:
         if self.dialect.name == "sqlite":
-            return ("SQLite keeps them, but upgrade fails on them (or cuts them) on "
+            return (f"SQLite keeps them, but {self.step} fails on them (or cuts them) on "
                     "PostgreSQL and MySQL")
         if self.mysql:
             return "MySQL fails on them in strict SQL mode and cuts them otherwise"
-        return "upgrade fails on them"
+        return f"{self.step} fails on them"
 
     def _enum_values(self, op_: t.Any) -> None:
         removed = [v for v in op_.old_values if v not in op_.new_values]
@@ -753,11 +909,23 @@ def _scalar_default(column: t.Any) -> str | None:
     return str(value)
 
 
-def _family(type_: t.Any) -> str:
-    """What kind of values a type holds, for judging a type change."""
+def _family(type_: t.Any, dialect: t.Any = None) -> str:
+    """What kind of values a type holds, for judging a type change or a rename.
+
+    A model's type and a reflected one are compared by what they mean on
+    ``dialect``, not by their classes alone: MySQL and MariaDB have no boolean type
+    (``BOOL`` is ``TINYINT(1)``), so a ``Boolean`` column is reflected as
+    ``TINYINT(1)``, an integer class; that type means a boolean there, and an
+    ``Integer`` (``INT``) does not.
+    """
+    if dialect is not None and dialect.name in ("mysql", "mariadb") \
+            and isinstance(type_, sa.Integer) and type(type_).__name__ == "TINYINT" \
+            and getattr(type_, "display_width", None) == 1:
+        return "bool"
     checks = (
         (sa.Enum, "enum"), (sa.String, "text"), (sa.Boolean, "bool"),
-        (sa.Integer, "int"), (sa.Numeric, "num"), (sa.DateTime, "datetime"),
+        # Float is a Numeric up to SQLAlchemy 2.0, no longer in 2.1: named here.
+        (sa.Integer, "int"), (sa.Float, "num"), (sa.Numeric, "num"), (sa.DateTime, "datetime"),
         (sa.Date, "date"), (sa.Time, "time"), (sa.Interval, "interval"),
         (sa.LargeBinary, "binary"),
     )
@@ -769,7 +937,7 @@ def _family(type_: t.Any) -> str:
 
 #: Type changes that keep every value: (from family, to family).
 _WIDENING = {
-    ("int", "num"), ("date", "datetime"), ("enum", "text"),
+    ("int", "num"), ("date", "datetime"), ("enum", "text"), ("bool", "int"), ("bool", "num"),
     *((family, "text") for family in ("int", "num", "bool", "date", "datetime", "time",
                                       "interval")),
 }
@@ -788,8 +956,22 @@ def _needs_using(old: str, new: str) -> bool:
     return {old, new} in ({"bool", "int"}, {"bool", "num"})
 
 
-def _type_signature(type_: t.Any) -> tuple[str, t.Any]:
-    family = _family(type_)
+def _pg_enum_cast_needed(op_: t.Any, old: t.Any, new: t.Any) -> bool:
+    """Whether PostgreSQL needs ``USING`` to change a column from ``old`` (text or an
+    ENUM) to the ENUM ``new``: from text always, from another ENUM type (renamed)
+    too; not when the operation has ``postgresql_using`` (alembic-postgresql-enum
+    writes it in upgrade, not in downgrade)."""
+    if op_.kw.get("postgresql_using"):
+        return False
+    if not getattr(new, "native_enum", True):
+        return False  # stored as VARCHAR
+    if not isinstance(old, sa.Enum) or not getattr(old, "native_enum", True):
+        return True
+    return (old.name, old.schema) != (new.name, new.schema)
+
+
+def _type_signature(type_: t.Any, dialect: t.Any = None) -> tuple[str, t.Any]:
+    family = _family(type_, dialect)
     if family == "text":
         return family, getattr(type_, "length", None)
     if family == "enum":
@@ -797,9 +979,10 @@ def _type_signature(type_: t.Any) -> tuple[str, t.Any]:
     return family, None
 
 
-def _columns_signature(items: t.Iterable[t.Any]) -> list[tuple[str, tuple[str, t.Any]]]:
+def _columns_signature(items: t.Iterable[t.Any],
+                       dialect: t.Any = None) -> list[tuple[str, tuple[str, t.Any]]]:
     return sorted(
-        (c.name, _type_signature(c.type)) for c in items if isinstance(c, sa.Column)
+        (c.name, _type_signature(c.type, dialect)) for c in items if isinstance(c, sa.Column)
     )
 
 

@@ -181,6 +181,12 @@ def test_status_exit_codes(make_database, make_project, kind, tmp_path):
     before = snapshot(database)
     blocked(db_cmd(project, "manage", "status"),
             "names revision 'zzzz9999'", "head is a2 ('add email')", "db stamp --purge head")
+    # The explanation once (the Error line); the status names the problem briefly.
+    for front in ("manage", "flask"):
+        proc = db_cmd(project, front, "status")
+        assert (proc.stdout + proc.stderr).count("db stamp --purge head") == 1, output(proc)
+        assert "  problem: its version table names revision 'zzzz9999', which no revision " \
+               "file defines (the Error line explains)" in proc.stdout.splitlines()
     facts = json.loads(db_cmd(project, "flask", "status", "--json").stdout)
     assert facts["databases"][0]["current"] == ["zzzz9999"]
     assert "zzzz9999" in facts["databases"][0]["problem"]

@@ -272,3 +272,40 @@ def test_interrupted_upgrade_leaves_no_lock(make_database, make_project, tmp_pat
     assert "Waiting for the migration lock" not in again.stderr
     assert version_rows(database) == ["r3"]
     assert database.tables() == {"alembic_version", "t1", "t2", "t3"}
+
+
+# Reads data, as a data migration does: offline mode (--sql) has no rows to give.
+READS = '''\
+def upgrade():
+    op.create_table("t3", sa.Column("id", sa.Integer, primary_key=True))
+    count = op.get_bind().execute(sa.text("SELECT count(*) FROM t1")).scalar()
+    op.execute(f"INSERT INTO t3 (id) VALUES ({count + 1})")
+
+
+def downgrade():
+    op.drop_table("t3")
+'''
+
+
+@pytest.mark.parametrize("front", ["flask", "manage"])
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_offline_failure_speaks_of_no_database(make_database, make_project, kind, front):
+    """upgrade --sql failing in a revision: the line says that no database was
+    touched (offline mode writes SQL only), never that a transaction was rolled back;
+    the database is indeed as it was. Online, the same revision works."""
+    database = make_database(kind)
+    project = make_project(database)
+    write_chain(project, third=READS)
+    run = project.flask if front == "flask" else project.manage
+    proc = run("db", "upgrade", "--sql", check=False)
+    line = one_error_line(proc)
+    assert line.startswith("Error: revision r3 failed in upgrade() while writing its SQL "
+                           "for the "), line
+    assert "(offline mode, --sql): AttributeError" in line or "(offline mode, --sql): " \
+        "'NoneType'" in line, line
+    assert "No database was connected to or changed" in line
+    assert "rolled back" not in line and "version table" not in line
+    assert "CREATE TABLE t1" in proc.stdout  # the SQL written before the failure
+    assert database.tables() == set()
+    run("db", "upgrade")
+    assert version_rows(database) == ["r3"]

@@ -28,7 +28,7 @@ from conftest import (
 )
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-SINGLE = ["legacy_1x", "legacy_2_0_to_2_4", "legacy_2_5_to_2_6", "legacy_2_7"]
+SINGLE = ["legacy_1_0", "legacy_1x", "legacy_2_0_to_2_4", "legacy_2_5_to_2_6", "legacy_2_7"]
 MULTI = "legacy_2_7_multidb"
 PASSWORD = "s3cr3t-%-pw/@:?#+"
 SECRET_MARK = "s3cr3t"

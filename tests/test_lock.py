@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import sys
 import textwrap
 import time
@@ -325,11 +326,19 @@ def assert_names_holder(line: str, holder, database) -> None:
                                         "WHERE ID = :i"), {"i": int(match.group(1))}).scalar()
         assert host and host.startswith("127.0.0.1:"), host
         return
-    name = rf"flask-migrate-compat db upgrade [^\s:]+:{holder.pid}"
+    # Which pid is which: the holder's own, in its name; the server's, said so.
+    name = rf"flask-migrate-compat db upgrade pid {holder.pid} on [^\s(]+"
     if database.kind == "postgresql":
-        assert re.search(rf"{name} \(pid \d+ on 127\.0\.0\.1, {since}\)", line), line
+        match = re.search(rf"{name} \(server backend pid (\d+), client 127\.0\.0\.1, "
+                          rf"{since}\)", line)
+        assert match, line
+        with database.engine().connect() as conn:
+            session = conn.execute(sa.text("SELECT application_name FROM pg_stat_activity "
+                                           "WHERE pid = :p"), {"p": int(match.group(1))}).scalar()
+        assert session == f"flask-migrate-compat db upgrade pid {holder.pid} on " \
+                          f"{socket.gethostname()}"[:63], session
     else:
-        assert re.search(rf"{name} \(pid {holder.pid} on [^\s,]+, {since}\)", line), line
+        assert re.search(rf"{name} \({since}\)", line), line
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql", "mysql"])

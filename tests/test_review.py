@@ -50,13 +50,14 @@ class App:
     """A Flask application with the given models, whose core commands run in-process;
     the review warnings of the last command are kept in ``warnings``."""
 
-    def __init__(self, url: str, directory: Path, models: str, **config) -> None:
+    def __init__(self, url: str, directory: Path, models: str, batch: bool = True,
+                 **config) -> None:
         self.app = Flask(__name__)
         self.app.config["SQLALCHEMY_DATABASE_URI"] = url
         self.app.config.update(config)
         self.db = SQLAlchemy(self.app, engine_options={"poolclass": sa.pool.NullPool})
         exec(models, {"db": self.db})  # noqa: S102 - the test's own model source
-        Migrate(self.app, self.db, directory=str(directory))
+        Migrate(self.app, self.db, directory=str(directory), render_as_batch=batch)
         self.warnings: list[str] = []
 
     def run(self, command, *args, **kwargs):
@@ -595,3 +596,253 @@ def test_legacy_env_py(make_project, make_database):
         conn.execute(sa.text("INSERT INTO posts (status) VALUES ('archived')"))
     proc = project.flask("db", "migrate")
     assert "No changes in schema detected" in proc.stderr
+
+
+
+# -- what the review got wrong (issue 17) --------------------------------------------------
+
+
+def test_rename_needs_the_same_model_type(make_database, tmp_path, kind):
+    """A Boolean column dropped and an Integer one added are no rename, although
+    MySQL/MariaDB reflect the Boolean as TINYINT(1), an integer type: the review
+    compares what the types mean (TINYINT(1) is how a Boolean is stored there), not
+    the reflected class alone. A Boolean renamed to a Boolean still is a rename, and
+    the rename written on a "yes" keeps the values (the database is read afterwards)."""
+    database = make_database(kind)
+    directory = tmp_path / "migrations"
+    v1 = App(database.url, directory, user_model("active = db.Column(db.Boolean)"))
+    v1.run(core.init)
+    v1.run(core.migrate, message="v1")
+    v1.run(core.upgrade)
+    with database.engine().begin() as conn:
+        conn.execute(sa.text("INSERT INTO users (id, active) VALUES (1, :t), (2, :f)"),
+                     {"t": True, "f": False})
+
+    counted = App(database.url, directory, user_model("visits = db.Column(db.Integer)"))
+    asked: list[Question] = []
+    path = Path(counted.run(core.migrate, message="v2",
+                            ask=lambda q: asked.append(q) or True).path)
+    assert not [q.text for q in asked if "renamed" in q.text]
+    assert not [w for w in counted.warnings if w.startswith("possible rename")]
+    one(counted.warnings, "dropped column users.active")
+    text = path.read_text()
+    assert "new_column_name" not in text and "drop_column('active')" in text
+    path.unlink()
+
+    renamed = App(database.url, directory, user_model("enabled = db.Column(db.Boolean)"))
+    path = Path(renamed.run(core.migrate, message="v2", ask=lambda q: True).path)
+    assert "new_column_name='enabled'" in path.read_text()
+    renamed.run(core.upgrade)
+    assert rows(database, "SELECT id, enabled FROM users ORDER BY id") == [(1, 1), (2, 0)] \
+        or rows(database, "SELECT id, enabled FROM users ORDER BY id") == [(1, True), (2, False)]
+
+    # Boolean to Integer keeps every value (true is 1), except that PostgreSQL wants USING.
+    typed = App(database.url, directory, user_model("enabled = db.Column(db.Integer)"))
+    path = Path(typed.run(core.migrate, message="v3").path)
+    assert "alter_column('enabled'" in path.read_text()
+    if kind == "postgresql":
+        assert "postgresql_using='enabled::INTEGER'" in one(
+            typed.warnings, "type change of column users.enabled")
+        return
+    assert typed.warnings == []
+    typed.run(core.upgrade)
+    assert rows(database, "SELECT id, enabled FROM users ORDER BY id") == [(1, 1), (2, 0)]
+
+
+def test_postgresql_enum_renamed(make_database, tmp_path):
+    """An ENUM type renamed with the same values (also reordered) is no narrower type:
+    no warning, and the revision applies on rows holding every value. Its downgrade,
+    which alembic-postgresql-enum writes without USING, fails on PostgreSQL: reported
+    there. A value removed while renaming is reported, with the rows that hold it."""
+    database = make_database("postgresql")
+    directory = tmp_path / "migrations"
+
+    def app(values: str, name: str) -> App:
+        return App(database.url, directory, POST.format(values=values).replace(
+            '"post_status"', repr(name)))
+
+    v1 = app("'draft', 'published', 'archived'", "post_status")
+    v1.run(core.init)
+    v1.run(core.migrate, message="v1")
+    v1.run(core.upgrade)
+    with database.engine().begin() as conn:
+        conn.execute(sa.text("INSERT INTO post (id, status) VALUES (1, 'draft'), "
+                             "(2, 'published'), (3, 'archived'), (4, NULL)"))
+    held = [(1, "draft"), (2, "published"), (3, "archived"), (4, None)]
+
+    removed = app("'published', 'draft'", "state")
+    with pytest.raises(ReviewFailed):
+        removed.run(core.migrate, message="removed", strict=True)
+    warning = one(removed.warnings, "narrower type of column post.status")
+    assert "1 row holds value 'archived', which the new type lacks" in warning
+
+    renamed = app("'published', 'draft', 'archived'", "poststatus")
+    path = Path(renamed.run(core.migrate, message="renamed").path)
+    (warning,) = renamed.warnings
+    assert warning.startswith("type change of column post.status in downgrade(): "
+                              "poststatus to post_status: PostgreSQL has no automatic "
+                              "conversion to an ENUM type, so downgrade fails even on an "
+                              "empty table; add postgresql_using='status::text::"
+                              "post_status' to this operation"), warning
+    text = path.read_text()
+    assert comment_above(text.split("def downgrade")[1], "alter_column('status'") == \
+        f"# Warning: {warning}"
+    renamed.run(core.upgrade)
+    assert rows(database, "SELECT id, status::text FROM post ORDER BY id") == held
+    head = database.version()
+    with pytest.raises(sa.exc.DBAPIError, match="cannot be cast automatically"):
+        renamed.run(core.downgrade)
+    assert database.version() == head  # as warned; with the advice followed, it works
+    path.write_text(text.replace("existing_nullable=True)", "existing_nullable=True, "
+                                 "postgresql_using='status::text::post_status')"))
+    renamed.run(core.downgrade)
+    assert rows(database, "SELECT id, status::text FROM post ORDER BY id") == held
+    assert rows(database, "SELECT pg_typeof(status)::text FROM post LIMIT 1") == [
+        ("post_status",)]
+
+
+@pytest.mark.parametrize("batch", [True, False], ids=["batch", "plain"])
+def test_downgrade_is_reviewed(make_database, tmp_path, kind, batch):
+    """The review reads downgrade() too: a NOT NULL column that upgrade drops is added
+    back there without a server default, which fails on a table with rows (MySQL
+    fills in its implicit default instead). The advice for a possible rename is
+    written as the revision writes its operations: batch_op.alter_column() in batch
+    mode, op.alter_column() otherwise."""
+    database = make_database(kind)
+    directory = tmp_path / "migrations"
+    v1 = App(database.url, directory, user_model("""
+        code = db.Column(db.String(20), nullable=False)
+        age = db.Column(db.Integer)
+    """), batch=batch)
+    v1.run(core.init)
+    v1.run(core.migrate, message="v1")
+    v1.run(core.upgrade)
+    with database.engine().begin() as conn:
+        conn.execute(sa.text("INSERT INTO users (id, code, age) VALUES (1, 'a', 30), "
+                             "(2, 'b', NULL)"))
+
+    v2 = App(database.url, directory, user_model("years = db.Column(db.Integer)"),
+             batch=batch)
+    with pytest.raises(ReviewFailed):
+        v2.run(core.migrate, message="v2", strict=True)
+    rename = one(v2.warnings, "possible rename of column users.age to years")
+    if batch:
+        assert "replace both operations with batch_op.alter_column('age', " \
+               "new_column_name='years', existing_type=...)" in rename
+    else:
+        assert "replace both operations with op.alter_column('users', 'age', " \
+               "new_column_name='years', existing_type=...)" in rename
+    one(v2.warnings, "dropped column users.code")
+    warning = one(v2.warnings, "NOT NULL column users.code added back without "
+                               "server_default in downgrade()")
+    if kind == "mysql":
+        assert "MySQL fills the existing rows with the type's implicit default" in warning
+    else:
+        assert "downgrade fails on the 2 rows of users" in warning
+    text = Path(v2.run(core.migrate, message="v2").path).read_text()
+    downgrade_text = text.split("def downgrade")[1]
+    assert comment_above(downgrade_text, "sa.Column('code'") == f"# Warning: {warning}"
+
+    v2.run(core.upgrade)
+    head = database.version()
+    if kind == "mysql":  # as warned: no failure, but '' instead of the values
+        v2.run(core.downgrade)
+        assert rows(database, "SELECT id, code FROM users ORDER BY id") == [(1, ""), (2, "")]
+        return
+    with pytest.raises(sa.exc.DBAPIError):
+        v2.run(core.downgrade)
+    assert database.version() == head and "code" not in database.columns("users")
+
+
+def test_yes_no_settings_given_as_strings(make_project, sqlite_db):
+    """MIGRATE_STRICT = "no" is off (bool("no") is true): a string setting is read as
+    Flask reads its switches (from the environment here, with from_prefixed_env), or
+    refused in one line naming the setting and the value; MIGRATE_LOCK likewise."""
+    from conftest import assert_one_error
+
+    project = make_project(sqlite_db)
+    config = "app.config.from_prefixed_env()"
+    project.write_app(models=FRONT_V1, config=config)
+    project.flask("db", "init")
+    project.flask("db", "migrate", "-m", "v1")
+    project.flask("db", "upgrade")
+    project.write_app(models=FRONT_V2, config=config)
+    before = sorted(project.revisions())
+
+    for front_end in (project.flask, project.manage):
+        for value in ("True", "yes", "ON", "1"):
+            proc = front_end("db", "migrate", check=False, env={"FLASK_MIGRATE_STRICT": value})
+            assert proc.returncode == 1 and "strict mode" in proc.stderr, (value, proc.stderr)
+            assert sorted(project.revisions()) == before
+        for value in ("maybe", "2", ""):
+            proc = front_end("db", "migrate", check=False, env={"FLASK_MIGRATE_STRICT": value})
+            assert_one_error(proc, f"the MIGRATE_STRICT setting must be True or False",
+                             f"not {value!r}" if value != "2" else "not 2")
+            assert sorted(project.revisions()) == before
+        for value in ("no", "False", "off", "0"):
+            front_end("db", "migrate", env={"FLASK_MIGRATE_STRICT": value})
+            (new,) = set(project.revisions()) - set(before)
+            new.unlink()
+
+        proc = front_end("db", "upgrade", check=False, env={"FLASK_MIGRATE_LOCK": "maybe"})
+        assert_one_error(proc, "the MIGRATE_LOCK setting must be True or False",
+                         "not 'maybe'")
+        assert sqlite_db.version() == [before[0].name.split("_")[0]]
+
+
+@pytest.mark.parametrize("batch", [True, False], ids=["batch", "plain"])
+def test_sqlite_alter_needs_batch_mode(tmp_path, batch):
+    """SQLite has no ALTER COLUMN: outside batch mode (an env.py that does not pass
+    render_as_batch, as Flask-Migrate 1.x's did not) a type or nullability change
+    fails at upgrade, in both directions; the review says so, and says nothing of it
+    in batch mode, where the same change applies."""
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    directory = tmp_path / "migrations"
+    v1 = App(url, directory, user_model("name = db.Column(db.String(64))"), batch=batch)
+    v1.run(core.init)
+    v1.run(core.migrate, message="v1")
+    v1.run(core.upgrade)
+    v2 = App(url, directory, user_model("name = db.Column(db.Integer, nullable=False)"),
+             batch=batch)
+    path = Path(v2.run(core.migrate, message="v2").path)
+    found = [w for w in v2.warnings if "in place" in w]
+    if batch:
+        assert found == []
+        v2.run(core.upgrade)
+        assert sa.inspect(sa.create_engine(url)).get_columns("users")[1]["nullable"] is False
+        return
+    up = one(found, "change of SQLite column users.name in place")
+    down = one(found, "change of SQLite column users.name in place in downgrade()")
+    assert "SQLite has no ALTER for columns (only a rename), so upgrade fails at this " \
+           "operation" in up and "render_as_batch=True" in up
+    assert "so downgrade fails at this operation" in down
+    text = path.read_text()
+    assert comment_above(text, "op.alter_column('users', 'name'") == f"# Warning: {up}"
+    with pytest.raises(sa.exc.OperationalError, match="syntax error"):
+        v2.run(core.upgrade)
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() \
+            != path.name.split("_")[0]
+    engine.dispose()
+
+
+def test_numeric_to_float_is_no_incompatible_change(make_database, tmp_path, kind):
+    """NUMERIC to FLOAT keeps every value (SQLAlchemy 2.1 made Float no subclass of
+    Numeric, which the review took for an incompatible type): no warning, and the
+    values read back after upgrade."""
+    database = make_database(kind)
+    directory = tmp_path / "migrations"
+    v1 = App(database.url, directory, user_model("rate = db.Column(db.Numeric(10, 4))"))
+    v1.run(core.init)
+    v1.run(core.migrate, message="v1")
+    v1.run(core.upgrade)
+    with database.engine().begin() as conn:
+        conn.execute(sa.text("INSERT INTO users (id, rate) VALUES (1, 0.0158), (2, 12.5)"))
+    v2 = App(database.url, directory, user_model("rate = db.Column(db.Float(asdecimal=False))"))
+    text = Path(v2.run(core.migrate, message="v2").path).read_text()
+    assert "alter_column('rate'" in text
+    assert v2.warnings == []
+    v2.run(core.upgrade)
+    assert [(i, round(float(r), 4)) for i, r in rows(
+        database, "SELECT id, rate FROM users ORDER BY id")] == [(1, 0.0158), (2, 12.5)]

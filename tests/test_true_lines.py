@@ -338,6 +338,35 @@ def test_sqlite_lock_file_is_hidden_and_read_only_folders_work(make_project, tmp
 
 
 @pytest.mark.parametrize("front_end", FRONT_ENDS)
+def test_read_only_versions_folder(make_project, sqlite_db, front_end):
+    """db migrate into a folder it cannot write: one line naming the folder, before
+    autogenerate runs (so no review warning about a file never written), no file,
+    and the database untouched; once writable again, the same command works."""
+    project = make_project(sqlite_db)
+    project.write_app(models="class User(db.Model):\n    id = db.Column(db.Integer, "
+                      "primary_key=True)\n    age = db.Column(db.Integer)\n")
+    run(project, front_end, "db", "init")
+    assert run(project, front_end, "db", "migrate", "-m", "v1").returncode == 0
+    assert run(project, front_end, "db", "upgrade").returncode == 0
+    with sqlite_db.engine().begin() as conn:
+        conn.execute(sa.text("INSERT INTO user (id, age) VALUES (1, 30)"))
+    project.write_app(models="class User(db.Model):\n    id = db.Column(db.Integer, "
+                      "primary_key=True)\n")  # drops age: a review finding
+    versions = project.path / "migrations" / "versions"
+    before = sorted(versions.iterdir())
+    head = sqlite_db.version()
+    with read_only(versions):
+        proc = run(project, front_end, "db", "migrate", "-m", "v2")
+        assert_one_error(proc, f"cannot write the new revision file into {versions}",
+                         "make the folder writable")
+        assert "Warning" not in proc.stderr and "OSError" not in proc.stderr
+        assert sorted(versions.iterdir()) == before
+    assert sqlite_db.version() == head and "age" in sqlite_db.columns("user")
+    proc = run(project, front_end, "db", "migrate", "-m", "v2")
+    assert proc.returncode == 0 and "Warning: dropped column user.age" in proc.stderr
+
+
+@pytest.mark.parametrize("front_end", FRONT_ENDS)
 @pytest.mark.parametrize("kind", BACKENDS)
 def test_only_migrated_databases_are_locked(make_database, make_project, kind, front_end):
     """A bind that the single-database env.py never migrates may be unreachable."""
