@@ -472,6 +472,21 @@ def _raised_by(exc: BaseException, idiom: Idiom) -> bool:
 # -- the rewriter (LibCST) -------------------------------------------------------------
 
 
+def _libcst() -> t.Any:
+    """LibCST, imported on first use (it is a dependency of this package; an
+    environment that lost it gets one line saying what to install, not a traceback)."""
+    try:
+        import libcst
+    except ImportError:
+        from .errors import MigrateError
+
+        raise MigrateError(
+            "reading revision files for SQLAlchemy 1.x idioms needs LibCST, a dependency "
+            "of flask-migrate-compat that this environment lacks: pip install 'libcst>=1.5'"
+        ) from None
+    return libcst
+
+
 def rewrite_source(source: bytes | str, path: str = "<revision>") -> tuple[bytes, list[Finding]]:
     """Rewrite the SQLAlchemy 1.x idioms of one file's source.
 
@@ -480,8 +495,9 @@ def rewrite_source(source: bytes | str, path: str = "<revision>") -> tuple[bytes
     :returns: ``(new source, findings)``; the new source is byte-for-byte the old one
         where nothing was rewritten.
     :raises SyntaxError: the source does not parse.
+    :raises MigrateError: LibCST is not installed.
     """
-    import libcst as cst
+    cst = _libcst()
 
     if isinstance(source, str):
         source = source.encode("utf-8")

@@ -633,3 +633,23 @@ def test_libcst_is_loaded_only_to_read_revision_files():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert proc.stdout.split() == ["False", "True"], proc.stderr
+
+
+def test_libcst_missing_is_one_line_and_doctor_goes_on(make_project, sqlite_db):
+    """An environment that lost LibCST (a dependency): db modernize says what to
+    install in one line; doctor reports its one check as not done and runs the rest."""
+    project = make_project(sqlite_db)
+    init_migrations(project)
+    project.write("migrations/versions/s2_fill_shades.py", FILL_SHADES)
+    project.write("migrations/versions/s1_shades.py", SHADES)
+    project.write("libcst.py", 'raise ImportError("No module named \'libcst\'")\n')
+    assert_one_error(project.flask("db", "modernize", check=False),
+                     "needs LibCST", "pip install 'libcst>=1.5'")
+    doctor = project.manage("db", "doctor", check=False)
+    assert doctor.returncode == 1 and "Traceback" not in doctor.stderr
+    lines = doctor.stdout.splitlines()
+    assert [line for line in lines if "sqlalchemy 2" in line] == [
+        "[!!] sqlalchemy 2: not checked: reading revision files for SQLAlchemy 1.x idioms "
+        "needs LibCST, a dependency of flask-migrate-compat that this environment lacks: "
+        "pip install 'libcst>=1.5'"]
+    assert any(line.startswith("[ok] heads:") for line in lines), doctor.stdout
