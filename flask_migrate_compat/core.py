@@ -209,7 +209,8 @@ def _loaded_script(config: Config) -> t.Any:
 
 
 def _load_script_directory(config: Config) -> t.Any:
-    """Load the script directory and every revision file once, and check them.
+    """Load the script directory and every revision file once (or the revision graph
+    from :mod:`.graph_cache`), and check them.
 
     Alembic warns (``UserWarning``) and then fails with a bare ``KeyError`` when a
     ``down_revision`` names a missing revision, and only warns when two files share a
@@ -224,9 +225,14 @@ def _load_script_directory(config: Config) -> t.Any:
 
     from alembic.script import ScriptDirectory
 
+    from . import graph_cache
+
     _reuse_script_directory(ScriptDirectory)
     _loaded_scripts[:] = []
     script = ScriptDirectory.from_config(config)
+    # The revision map from the revision-graph cache when it matches the files
+    # (graph_cache); else Alembic executes every file, and the cache is written.
+    store_cache = graph_cache.attach(script)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -242,6 +248,8 @@ def _load_script_directory(config: Config) -> t.Any:
     for warning in caught:  # anything else: pass it on, once
         warnings.warn_explicit(warning.message, warning.category, warning.filename,
                                warning.lineno)
+    if store_cache is not None and not caught:
+        store_cache()
     _loaded_scripts[:] = [(config, script)]
     return script
 
