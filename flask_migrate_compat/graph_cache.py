@@ -19,7 +19,9 @@ Never stale
     two edits within one clock tick keep the same mtime and size, a ``git checkout``
     or ``tar``/``rsync -t`` can give another file the old mtime, and reproducible
     image builds set every mtime to one value. Hashing the files' bytes costs a small
-    fraction of executing them.
+    fraction of executing them. The hash is the one Python's hash-based ``.pyc``
+    files are checked with (:func:`importlib.util.source_hash`, 64 bits): no
+    OpenSSL to load, and an accidental collision is as unlikely as theirs.
 
     A file is cached only when its graph values are plain literals assigned once at
     module level (checked on its syntax tree) and equal what executing it gave:
@@ -50,6 +52,7 @@ import os
 import sys
 import types
 import typing as t
+from importlib.util import cache_from_source, source_hash
 
 #: Set to anything but ``""``/``"0"`` to turn the cache off.
 NO_CACHE_ENV = "FLASK_MIGRATE_COMPAT_NO_CACHE"
@@ -133,23 +136,20 @@ class Snapshot:
     __slots__ = ("key", "files", "locations")
 
     def __init__(self, script: t.Any, locations: list[str]) -> None:
-        import hashlib
-
-        digest = hashlib.blake2b(digest_size=20)
         from alembic import __version__ as alembic_version
 
         from . import __version__
 
-        digest.update(repr((FORMAT, __version__, alembic_version, sys.version_info[:2],
-                            sys.implementation.name,
-                            getattr(script, "recursive_version_locations", False),
-                            [os.path.relpath(location, script.dir)
-                             for location in locations])).encode())
+        parts = [repr((FORMAT, __version__, alembic_version, sys.version_info[:2],
+                       sys.implementation.name,
+                       getattr(script, "recursive_version_locations", False),
+                       [os.path.relpath(location, script.dir)
+                        for location in locations])).encode()]
         template = os.path.join(script.dir, "script.py.mako")
         try:
-            digest.update(b"template\0" + _read(template))
+            parts.append(b"template\0" + source_hash(_read(template)))
         except OSError:
-            digest.update(b"no template\0")
+            parts.append(b"no template\0")
         self.locations = [os.path.realpath(location) for location in locations]
         # Without recursive_version_locations Alembic reads the top folder only; the
         # key covers sub-folders all the same.
@@ -157,12 +157,12 @@ class Snapshot:
         self.files: dict[str, tuple[int, str, bytes]] = {}
         for index, location in enumerate(locations):
             if not os.path.isdir(location):
-                digest.update(f"{index}: absent\0".encode())
+                parts.append(f"{index}: absent\0".encode())
                 continue
             for relative, path, link in _walk(location):
                 data = _read(path)
-                digest.update(f"{index}:{relative}:{len(data)}\0".encode())
-                digest.update(data)
+                parts.append(f"{index}:{relative}:{len(data)}\0".encode())
+                parts.append(source_hash(data))
                 folder, _, name = relative.rpartition("/")
                 if name.endswith(".py") and not name.startswith((".#", "__init__")) \
                         and (recursive or not folder):
@@ -170,17 +170,15 @@ class Snapshot:
                     real = os.path.realpath(path) if link else \
                         os.path.join(self.locations[index], relative)
                     self.files[real] = (index, relative, data)
-        self.key = digest.digest()
+        self.key = source_hash(b"".join(parts))
 
 
 def cache_path(script: t.Any) -> str | None:
     """Where the cache of ``script`` (a ScriptDirectory) lives: in the bytecode
     folder of its directory, named with the interpreter's cache tag; ``None`` when
     the interpreter writes no bytecode cache at all (no cache tag)."""
-    import importlib.util
-
     try:
-        pyc = importlib.util.cache_from_source(
+        pyc = cache_from_source(
             os.path.join(os.path.abspath(script.dir), "flask_migrate_compat_revisions.py"))
     except NotImplementedError:
         return None
