@@ -11,7 +11,6 @@ stderr), 2 for a usage error (Click's own).
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -129,6 +128,9 @@ def db(ctx: click.Context, directory: str | None, x_arg: tuple[str, ...]) -> Non
     ctx.meta[GROUP_OPTIONS_KEY] = {"directory": directory, "x_arg": x_arg}
 
 
+_run_seen: list[bool] = []
+
+
 def _run(func: t.Callable[..., t.Any], _failure_code: int = 1,
          _on_error: t.Callable[[str], None] | None = None, **kwargs: t.Any) -> t.Any:
     """Call a core command with the group-level options merged in.
@@ -154,7 +156,12 @@ def _run(func: t.Callable[..., t.Any], _failure_code: int = 1,
         kwargs["directory"] = group.get("directory")
     if "x_arg" in accepted:
         kwargs["x_arg"] = (*group.get("x_arg", ()), *kwargs.get("x_arg", ()))
-    with warnings.catch_warnings(record=True) as caught, _frozen_gc():
+    if not _run_seen:
+        import atexit
+
+        atexit.register(_skip_final_collection)
+        _run_seen.append(True)
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
         # CPython keeps the last filter list a warning was checked against for the
         # interpreter's shutdown: without this, every pooled connection closed at
@@ -174,30 +181,39 @@ def _run(func: t.Callable[..., t.Any], _failure_code: int = 1,
             ctx.exit(_failure_code if code == 1 else code)
         finally:
             _show_warnings(caught)
+            _dispose_engines()
 
 
-@contextlib.contextmanager
-def _frozen_gc() -> t.Iterator[None]:
-    """Keep the objects alive when the command starts (the application, Flask,
-    SQLAlchemy: a few hundred thousand) out of the garbage collector's scans while it
-    runs (:func:`gc.freeze`), and give them back afterwards.
+def _skip_final_collection() -> None:
+    """At interpreter exit after a command, spare the last full garbage collection
+    its walk over every object still alive (:func:`gc.freeze` from an ``atexit``
+    handler, registered once per process by :func:`_run`).
 
-    Why: importing Alembic and running env.py trigger full collections, and each one
-    walks all of those objects again, although none of them can become garbage during
-    a command: ~100 M instructions, 5 % of ``db upgrade`` at head (measured with
-    bench/bench_instructions.py). Objects created meanwhile are collected as usual.
-    Left alone when something else froze objects already (a pre-fork server).
+    Why: that walk costs more than anything else a command does past its imports,
+    ~150 M instructions for an application using Flask-SQLAlchemy (6 % of ``db
+    upgrade`` at head, measured with bench/bench_instructions.py), and the process
+    ends right after, so the memory goes back to the system either way. Python does
+    not promise to call ``__del__`` for objects alive at exit; the engines the command
+    used were disposed of before (:func:`_dispose_engines`), so every connection is
+    closed as a client should close it.
     """
     import gc
 
-    if not gc.isenabled() or gc.get_freeze_count():
-        yield
-        return
     gc.freeze()
+
+
+def _dispose_engines() -> None:
+    """Close the pooled connections of the application's engines, at the end of a
+    command (see :func:`_skip_final_collection`)."""
     try:
-        yield
-    finally:
-        gc.unfreeze()
+        from .state import app_engines, get_state
+
+        from flask import current_app
+
+        for engine in app_engines(current_app, get_state().db).values():
+            engine.dispose()
+    except Exception:  # noqa: BLE001 - no app context, no engine: nothing to close
+        pass
 
 
 def terminal_asker() -> t.Callable[[t.Any], t.Any] | None:
