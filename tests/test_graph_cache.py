@@ -357,3 +357,29 @@ def test_manage_py_front_end_uses_it(chain):
     assert proc.stdout.split() == ["a005", "(head)"] and executed(proc) == []
     (script_dir / "versions" / "a006_step.py").write_text(revision_text("a006", "a005", "six"))
     assert project.manage("db", "heads").stdout.split() == ["a006", "(head)"]
+
+
+@pytest.mark.parametrize("source, cacheable", [
+    ('"""msg"""\nrevision = "b2"\ndown_revision = (\n    "a1",\n    "a0",\n)\n', True),
+    ('revision: str = "b2"\ndown_revision: str | None = None\n', True),
+    ('revision = "b2"\ndown_revision = "a1"\nif X:\n    down_revision = "a0"\n', False),
+    ('revision = "b2"\ndown_revision = "a1"\ndef f():\n    global down_revision\n', False),
+    ('revision = "b2"\ndown_revision = "a1"\nsetattr(m, "down_revision", "a0")\n', False),
+    ('revision = "b2"\ndown_revision = "a1"\nglobals()["down_revision"] = "a0"\n', False),
+    ('revision = "b2"\nfrom elsewhere import *\ndown_revision = "a1"\n', False),
+    ('revision = "b2"\nfrom elsewhere import prev as down_revision\n', False),
+    ('revision = "b2"\ndown_revision = "a" + "1"\n', False),
+    ('revision = "b2"\ndown_revision = "a1"\n__doc__ = "another"\n', False),
+    ('revision = "b2"\ndown_revision = "a1"\nimport sys\nsys.modules[__name__].x = 1\n', False),
+    ('revision = "b2"\ndown_revision = "a1"\nfor down_revision in ("a0",): pass\n', False),
+])
+def test_only_literal_graph_values_are_cacheable(source, cacheable):
+    from flask_migrate_compat.graph_cache import graph_values
+
+    values = graph_values(source.encode())
+    assert (values is not None) == cacheable
+    if cacheable:
+        namespace: dict = {}
+        exec(compile(source.replace("str | None", "object"), "rev.py", "exec"), namespace)
+        assert values["down_revision"] == namespace["down_revision"]
+        assert values["revision"] == namespace["revision"]
