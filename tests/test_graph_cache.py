@@ -383,3 +383,27 @@ def test_only_literal_graph_values_are_cacheable(source, cacheable):
         exec(compile(source.replace("str | None", "object"), "rev.py", "exec"), namespace)
         assert values["down_revision"] == namespace["down_revision"]
         assert values["revision"] == namespace["revision"]
+
+
+def test_in_process_commands_leave_an_in_memory_database_alone(tmp_path, monkeypatch):
+    """Engines are closed at interpreter exit, not when a command ends: a test suite
+    driving ``flask db upgrade`` in process keeps its in-memory SQLite database."""
+    import sqlalchemy as sa
+    from flask import Flask
+    from flask_sqlalchemy import SQLAlchemy
+
+    from flask_migrate_compat import Migrate
+
+    monkeypatch.chdir(tmp_path)
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
+    db = SQLAlchemy(app)
+    Migrate(app, db)
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["db", "init"]).exit_code == 0
+    write_chain(tmp_path / "migrations" / "versions", 2)
+    for _ in range(2):  # the second: at head, from the cache
+        result = runner.invoke(args=["db", "upgrade"])
+        assert result.exit_code == 0, result.output
+        with app.app_context():
+            assert {"t_a001", "t_a002"} <= set(sa.inspect(db.engine).get_table_names())
