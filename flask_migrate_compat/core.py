@@ -763,7 +763,7 @@ def current(
 
     def recording(id_: t.Any) -> t.Any:
         # alembic.command.current prints exactly the set this returns, in its order.
-        found = get_all_current(id_)
+        found = _all_current(script, id_, get_all_current)
         printed.extend(rev.revision for rev in found)
         return found
 
@@ -773,6 +773,30 @@ def current(
     finally:
         del script.get_all_current
     return printed
+
+
+def _all_current(script: t.Any, id_: t.Any, get_all_current: t.Callable[[t.Any], t.Any]
+                 ) -> set[t.Any]:
+    """What ``ScriptDirectory.get_all_current(id_)`` returns (the revisions ``current``
+    prints: the given ones and the heads of the branches they depend on), in time
+    linear in the history instead of quadratic.
+
+    Alembic (1.9 to 1.20, ``RevisionMap._filter_into_branch_heads``) walks the
+    descendants of every ancestor of the current revisions to keep those with none in
+    the set: 1.4 G instructions at 1000 revisions, twice what the rest of ``db
+    current`` costs. The set is closed under ancestry, so a revision has a descendant
+    in it exactly when one of its direct successors (``nextrev``, dependencies aside,
+    as there) is in it. Any failure (an unknown revision...) is left to
+    ``get_all_current`` itself, for its error.
+    """
+    try:
+        revision_map = script.revision_map
+        found = set(revision_map.get_revisions(id_))
+        found.update(revision_map._get_ancestor_nodes(list(found), include_dependencies=True))
+    except Exception:  # noqa: BLE001 - Alembic's own call raises its own error
+        return get_all_current(id_)
+    names = {rev.revision for rev in found}
+    return {rev for rev in found if not rev.nextrev & names}
 
 
 def stamp(

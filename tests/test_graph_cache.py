@@ -407,3 +407,31 @@ def test_in_process_commands_leave_an_in_memory_database_alone(tmp_path, monkeyp
         assert result.exit_code == 0, result.output
         with app.app_context():
             assert {"t_a001", "t_a002"} <= set(sa.inspect(db.engine).get_table_names())
+
+
+def test_current_linear_set_is_alembics(tmp_path):
+    """``db current``'s set of revisions, computed in linear time, is the one Alembic
+    computes, for every combination of revisions on a graph with branches, a merge
+    point, a branch label and a dependency on another branch."""
+    import itertools
+
+    from alembic.script import ScriptDirectory
+
+    from flask_migrate_compat.core import _all_current
+
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    graph = {"a": None, "b": "a", "c": "b", "d": "b", "e": ("c", "d"), "f": "e",
+             "x": None, "y": "x", "z": "y"}
+    for rev, down in graph.items():
+        text = revision_text(rev, down, f"rev {rev}")
+        if rev == "d":
+            text = text.replace("depends_on = None", "depends_on = 'y'")
+        if rev == "x":
+            text = text.replace("branch_labels = None", "branch_labels = ('other',)")
+        (versions / f"{rev}.py").write_text(text)
+    script = ScriptDirectory(str(tmp_path))
+    for size in range(0, 4):
+        for ids in itertools.combinations(sorted(graph), size):
+            expected = script.get_all_current(ids)
+            assert _all_current(script, ids, script.get_all_current) == expected, ids
