@@ -265,7 +265,9 @@ def test_corrupt_or_unreadable_cache_falls_back_silently(chain):
     for _ in range(2):
         proc = project.flask("db", "heads")
         assert proc.stdout.split() == ["a005", "(head)"] and executed(proc) == ids
-        assert proc.stderr.replace("".join(f"EXECUTED {i}\n" for i in ids), "") == ""
+        # Nothing but the files' own lines (in the folder's order: Alembic < 1.10
+        # does not sort it).
+        assert sorted(proc.stderr.splitlines()) == [f"EXECUTED {i}" for i in ids]
 
 
 def test_unwritable_place_falls_back_silently(project):
@@ -277,7 +279,7 @@ def test_unwritable_place_falls_back_silently(project):
     for _ in range(2):
         proc = project.flask("db", "heads", env=env)
         assert proc.stdout.split() == ["a003", "(head)"] and executed(proc) == ids
-        assert proc.stderr == "".join(f"EXECUTED {i}\n" for i in ids)
+        assert sorted(proc.stderr.splitlines()) == [f"EXECUTED {i}" for i in ids]
     assert cache_files(script_dir) == []
 
 
