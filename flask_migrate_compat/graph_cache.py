@@ -90,8 +90,9 @@ def _locations(script: t.Any) -> list[str] | None:
 
 
 def _walk(location: str) -> list[tuple[str, str, bool]]:
-    """``(relative path, absolute path, is a symbolic link)`` of every file under ``location``, sub-folders
-    included (whether or not Alembic reads them: a change anywhere rebuilds),
+    """``(relative path, absolute path, is a symbolic link)`` of every file under
+    ``location``, sub-folders included (whether or not Alembic reads them: a change
+    anywhere rebuilds),
     ``__pycache__`` folders and symbolic links to folders left out, as Alembic's own
     walk leaves them. Sorted, so the key does not depend on the directory's order."""
     found: list[tuple[str, str, bool]] = []
