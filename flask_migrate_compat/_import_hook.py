@@ -1,8 +1,9 @@
 """Import hook that applies the Flask-Script shims whenever ``flask_script`` is imported.
 
 ``flask_migrate_compat.pth`` (installed at the root of site-packages) imports this
-module and calls :func:`install` at every interpreter start, unless the environment
-variable ``FLASK_MIGRATE_COMPAT_NO_HOOK`` is set to anything but ``0``. A legacy
+module and calls :func:`at_start_up` at every interpreter start, which installs the
+finder unless the environment variable ``FLASK_MIGRATE_COMPAT_NO_HOOK`` is set to
+anything but ``0``. A legacy
 ``manage.py`` usually imports ``flask_script`` before anything of ours, so the shims
 cannot wait for ``from flask_migrate_compat import MigrateCommand``.
 
@@ -89,6 +90,25 @@ class ShimmingLoader:
             if getattr(module, "__spec__", None) is not None:
                 module.__spec__.loader = self.loader
         compat.post_import(module)
+
+
+def at_start_up() -> bool:
+    """What ``flask_migrate_compat.pth`` runs at every interpreter start: :func:`install`,
+    unless ``FLASK_MIGRATE_COMPAT_NO_HOOK`` is set to anything but ``0``.
+
+    The ``.pth`` line is one ``exec`` of a three-line string (``site`` runs only lines
+    that start with ``import``, and a stale ``.pth`` whose package was removed must stay
+    silent, hence the ``try``); everything else is here, compiled once into this
+    module's bytecode instead of at every start.
+
+    Returns:
+        bool: True if installed now.
+    """
+    import os  # loaded already by ``site``
+
+    if os.environ.get("FLASK_MIGRATE_COMPAT_NO_HOOK", "0") not in ("", "0"):
+        return False
+    return install()
 
 
 def installed() -> bool:

@@ -213,7 +213,8 @@ def _loaded_script(config: Config) -> t.Any:
 
 
 def _load_script_directory(config: Config) -> t.Any:
-    """Load the script directory and every revision file once, and check them.
+    """Load the script directory and every revision file once (or the revision graph
+    from :mod:`.graph_cache`), and check them.
 
     Alembic warns (``UserWarning``) and then fails with a bare ``KeyError`` when a
     ``down_revision`` names a missing revision, and only warns when two files share a
@@ -228,9 +229,14 @@ def _load_script_directory(config: Config) -> t.Any:
 
     from alembic.script import ScriptDirectory
 
+    from . import graph_cache
+
     _reuse_script_directory(ScriptDirectory)
     _loaded_scripts[:] = []
     script = ScriptDirectory.from_config(config)
+    # The revision map from the revision-graph cache when it matches the files
+    # (graph_cache); else Alembic executes every file, and the cache is written.
+    store_cache = graph_cache.attach(script)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -246,6 +252,8 @@ def _load_script_directory(config: Config) -> t.Any:
     for warning in caught:  # anything else: pass it on, once
         warnings.warn_explicit(warning.message, warning.category, warning.filename,
                                warning.lineno)
+    if store_cache is not None and not caught:
+        store_cache()
     _loaded_scripts[:] = [(config, script)]
     return script
 
@@ -819,7 +827,7 @@ def current(
         if check_heads and set(id_ or ()) != set(script.get_heads()):
             raise MigrateError(_not_at_head_message(script, id_))
         # alembic.command.current prints exactly the set this returns, in its order.
-        found = get_all_current(id_)
+        found = _all_current(script, id_, get_all_current)
         printed.extend(rev.revision for rev in found)
         return found
 
@@ -853,6 +861,30 @@ def _not_at_head_message(script: t.Any, current_heads: t.Any) -> str:
     at = named(current_heads) if current_heads else "base (no revision applied)"
     heads = named(script.get_heads()) or "none"
     return f"{where} is at {at}, not at the head(s) {heads}: run 'db upgrade'"
+
+
+def _all_current(script: t.Any, id_: t.Any, get_all_current: t.Callable[[t.Any], t.Any]
+                 ) -> set[t.Any]:
+    """What ``ScriptDirectory.get_all_current(id_)`` returns (the revisions ``current``
+    prints: the given ones and the heads of the branches they depend on), in time
+    linear in the history instead of quadratic.
+
+    Alembic (1.9 to 1.20, ``RevisionMap._filter_into_branch_heads``) walks the
+    descendants of every ancestor of the current revisions to keep those with none in
+    the set: 1.4 G instructions at 1000 revisions, twice what the rest of ``db
+    current`` costs. The set is closed under ancestry, so a revision has a descendant
+    in it exactly when one of its direct successors (``nextrev``, dependencies aside,
+    as there) is in it. Any failure (an unknown revision...) is left to
+    ``get_all_current`` itself, for its error.
+    """
+    try:
+        revision_map = script.revision_map
+        found = set(revision_map.get_revisions(id_))
+        found.update(revision_map._get_ancestor_nodes(list(found), include_dependencies=True))
+    except Exception:  # noqa: BLE001 - Alembic's own call raises its own error
+        return get_all_current(id_)
+    names = {rev.revision for rev in found}
+    return {rev for rev in found if not rev.nextrev & names}
 
 
 def stamp(

@@ -41,6 +41,17 @@ SERVER_URLS = {
 }
 
 
+#: ``FMC_TEST_GRAPH_CACHE=off`` runs the suite with the revision-graph cache off (in
+#: this process and in every command the tests start); the default is on.
+GRAPH_CACHE_OFF = os.environ.get("FMC_TEST_GRAPH_CACHE", "on").lower() in ("off", "0", "no")
+if GRAPH_CACHE_OFF:
+    os.environ["FLASK_MIGRATE_COMPAT_NO_CACHE"] = "1"
+
+
+def pytest_report_header(config):
+    return f"revision-graph cache: {'off' if GRAPH_CACHE_OFF else 'on'} (FMC_TEST_GRAPH_CACHE)"
+
+
 def pytest_addoption(parser):
     parser.addoption(
         "--databases",
@@ -466,6 +477,8 @@ def project_env(path: Path, database: Database) -> dict:
         EDITOR="true",
         VISUAL="true",
     )
+    if GRAPH_CACHE_OFF:
+        env["FLASK_MIGRATE_COMPAT_NO_CACHE"] = "1"
     return env
 
 

@@ -205,7 +205,9 @@ def test_raw_error_texts_never_show_the_password(password_url, make_project, fro
     assert len(lines) == 2, proc.stderr  # the warning and the error, one line each
     warning, line = lines
     assert warning.startswith(f"Warning: env.py warns about {backend}+"), warning
-    assert warning.endswith("with password ***") and ":***@" in warning, warning
+    # The warning names where env.py raised it (line 4 of LEAKY_ENV_PY).
+    assert warning.endswith(f"with password *** ({env_py}, line 4)") and ":***@" in warning, \
+        warning
     assert line.startswith("Error: ValueError: env.py refuses "), line
     assert "password=***" in line and ":***@" in line, line
     for text in (warning, line):
