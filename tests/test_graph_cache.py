@@ -181,7 +181,7 @@ def test_git_checkout_of_another_branch_is_seen(chain):
     def git(*args: str) -> str:
         return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
                               cwd=project.path, check=True, capture_output=True,
-                              text=True).stdout
+                              text=True, timeout=60).stdout
 
     (project.path / ".gitignore").write_text("__pycache__/\n*.db\n")
     git("init", "-q", "-b", "main")
@@ -281,21 +281,6 @@ def test_unwritable_place_falls_back_silently(project):
         assert proc.stdout.split() == ["a003", "(head)"] and executed(proc) == ids
         assert sorted(proc.stderr.splitlines()) == [f"EXECUTED {i}" for i in ids]
     assert cache_files(script_dir) == []
-
-
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
-                    reason="permissions do not stop root; the /proc test covers it")
-def test_read_only_script_directory_falls_back_silently(project):
-    script_dir = init_migrations(project)
-    ids = write_chain(script_dir / "versions", 3)
-    script_dir.chmod(0o555)
-    try:
-        for _ in range(2):
-            proc = project.flask("db", "heads")
-            assert proc.stdout.split() == ["a003", "(head)"] and executed(proc) == ids
-        assert not (script_dir / "__pycache__").exists()
-    finally:
-        script_dir.chmod(0o755)
 
 
 def test_pycache_prefix_moves_it_like_bytecode(project, tmp_path):
