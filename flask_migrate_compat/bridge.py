@@ -660,37 +660,32 @@ def manager_app(target: str, *manager_args: str) -> Flask:
         flask --app "flask_migrate_compat.bridge:manager_app('manage', '-c', 'prod.cfg')" seed
 
     A script that adds commands only when run (in a ``main()`` its ``__main__`` block
-    calls, before ``manager.run()``) is named by its path instead, and run as
-    ``python`` runs it, up to ``manager.run()`` (:func:`.runner.load_manager`)::
+    calls, before ``manager.run()``) is run as ``python`` runs it, up to
+    ``manager.run()``, by :func:`.runner.manager_app`, which takes its path::
 
-        flask --app "flask_migrate_compat.bridge:manager_app('manage.py', '-c', 'prod.cfg')" seed
+        flask --app "flask_migrate_compat.runner:manager_app('manage.py', '-c', 'prod.cfg')" seed
 
     The options are parsed by the Manager's own ``add_option`` parser, and the factory
     called by the Manager (``manager(**options)``), as ``manager.run()`` does.
 
     :param target: the module holding the Manager, optionally ``module:attribute``
-        when it holds more than one; or the path of the script (``manage.py``).
+        when it holds more than one.
     :param manager_args: the Manager's options, as on the ``manage.py`` command line.
     :returns: the application, with :func:`add_manager_commands` applied.
     :raises click.UsageError: for options the Manager's parser refuses.
     :raises LookupError: no single Manager found in the module.
-    :raises flask.cli.NoAppException: the script failed or ran no single Manager (one
-        ``Error:`` line from ``flask``).
+    :raises flask.cli.NoAppException: ``target`` is a script's path (one ``Error:``
+        line from ``flask`` naming :func:`.runner.manager_app`, which runs scripts).
     """
     module_name, _, attribute = target.partition(":")
     if module_name.endswith(".py") and not attribute:
-        # The script as python would run it, up to manager.run(): with the commands
-        # its main() or its __main__ block adds.
+        # Running a script needs the runner, which sits above this module.
         from flask.cli import NoAppException
 
-        from .errors import MigrateError
-        from .runner import load_manager
-
-        try:
-            manager = load_manager(module_name)[0]
-        except MigrateError as exc:
-            raise NoAppException(str(exc)) from exc
-        return _app_of(manager, module_name, manager_args)
+        raise NoAppException(
+            f"{module_name} is a script's path: name its module, or let "
+            f"flask_migrate_compat.runner:manager_app({module_name!r}, ...) run it up to "
+            "manager.run()")
     module = importlib.import_module(module_name)
     if attribute:
         manager = getattr(module, attribute)
@@ -703,12 +698,19 @@ def manager_app(target: str, *manager_args: str) -> Flask:
             raise LookupError(f"{module_name} holds {len(found)} top-level Managers; "
                               f"name one: '{module_name}:manager'")
         manager = found[0]
-    return _app_of(manager, module_name, manager_args)
+    return app_of_manager(manager, module_name, manager_args)
 
 
-def _app_of(manager: t.Any, prog: str, manager_args: t.Sequence[str]) -> Flask:
+def app_of_manager(manager: t.Any, prog: str, manager_args: t.Sequence[str]) -> Flask:
     """The application ``manager.run()`` would make from ``manager_args``, with the
-    Manager's commands registered."""
+    Manager's commands registered (:func:`manager_app` and :func:`.runner.manager_app`).
+
+    :param manager: a ``Manager(create_app)``.
+    :param prog: the program name for the options' usage errors.
+    :param manager_args: the Manager's options, as on the ``manage.py`` command line.
+    :returns: the application, with :func:`add_manager_commands` applied.
+    :raises click.UsageError: for options the Manager's parser refuses.
+    """
     parser = argparse.ArgumentParser(prog=prog, add_help=False)
     for option in manager.get_options():
         parser.add_argument(*option.args, **option.kwargs)

@@ -373,48 +373,6 @@ def _unified_diff(old: bytes, new: bytes, path: str) -> str:
     ))
 
 
-def main(argv: t.Sequence[str] | None = None, prog_name: str | None = None) -> int:
-    """``python -m flask_migrate_compat modernize``: ``db modernize`` without the
-    application, for one that cannot start on today's stack, or that migrates while it
-    starts (``upgrade()`` in its factory) and so fails before any command runs.
-
-    The script directory's ``alembic.ini`` gives the version locations (as Alembic
-    reads them); ``versions`` otherwise.
-
-    :param argv: ``[-d DIRECTORY] [--diff] [--write]``; default ``sys.argv[1:]``.
-    :param prog_name: the program name in the usage line.
-    :returns: the exit code, as ``db modernize``'s: 0 nothing left, 1 an idiom left
-        or a file not read or written (or the directory missing, with one ``Error:``
-        line), 2 a usage error.
-    """
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(
-        prog=prog_name, description="List (and with --write rewrite) the SQLAlchemy 1.x "
-        "idioms of the revision files, without starting the application.")
-    parser.add_argument("-d", "--directory", default="migrations",
-                        help='Migration script directory (default: "migrations").')
-    parser.add_argument("--write", action="store_true", help="Rewrite the revision files.")
-    parser.add_argument("--diff", action="store_true", help="Show the rewrite as a unified diff.")
-    options = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    from .core import revision_file_paths
-    from .errors import MigrateError
-
-    try:
-        paths = revision_file_paths(options.directory)
-    except MigrateError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
-    result = modernize_files(paths, write=options.write, diff=options.diff)
-    for file_result in result.files:
-        if options.diff and file_result.diff:
-            sys.stdout.write(file_result.diff)
-    for line in result.report():
-        print(line)
-    return result.exit_code
-
-
 # -- the upgrade error line -----------------------------------------------------------
 
 

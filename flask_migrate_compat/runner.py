@@ -257,6 +257,34 @@ def load_manager(script: str) -> tuple[t.Any, types.ModuleType]:
     return manager, module
 
 
+def manager_app(script: str, *manager_args: str) -> t.Any:
+    """The application of a ``Manager(create_app)`` script run as ``python`` runs it,
+    up to ``manager.run()`` (so with the commands its ``main()`` or ``__main__`` block
+    adds), with the Manager's commands registered: an app factory for ``flask --app``::
+
+        flask --app "flask_migrate_compat.runner:manager_app('manage.py', '-c', 'prod.cfg')" seed
+
+    A Manager in an importable module needs no run: :func:`.bridge.manager_app`.
+
+    :param script: the path of the script (``manage.py``).
+    :param manager_args: the Manager's options, as on the ``manage.py`` command line.
+    :returns: the application (:func:`.bridge.app_of_manager`).
+    :raises click.UsageError: for options the Manager's parser refuses.
+    :raises flask.cli.NoAppException: the script failed or ran no single Manager (one
+        ``Error:`` line from ``flask``).
+    """
+    from flask.cli import NoAppException
+
+    from .bridge import app_of_manager
+    from .errors import MigrateError
+
+    try:
+        manager = load_manager(script)[0]
+    except MigrateError as exc:
+        raise NoAppException(str(exc)) from exc
+    return app_of_manager(manager, script, manager_args)
+
+
 def main(argv: t.Sequence[str] | None = None) -> int:
     """Run a script: ``python -m flask_migrate_compat path/to/manage.py ...`` (the
     dispatch to the converter is :func:`flask_migrate_compat.__main__.main`'s).

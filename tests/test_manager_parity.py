@@ -578,16 +578,23 @@ if __name__ == "__main__":
 
 
 def test_manager_app_runs_a_script_up_to_manager_run(tmp_path):
-    """manager_app('main_manage.py', ...) runs the script as python would, up to
-    manager.run(), so commands its main() adds are there too."""
+    """runner.manager_app('main_manage.py', ...) runs the script as python would, up to
+    manager.run(), so commands its main() adds are there too; bridge.manager_app, which
+    imports modules, names it for a script's path."""
     (tmp_path / "main_manage.py").write_text(MAIN_MANAGE)
     legacy = run(tmp_path, ["main_manage.py", "-c", "ann", "late"])
     assert (legacy.returncode, legacy.stdout) == (0, "late for ann\n"), legacy.stderr
-    loader = "flask_migrate_compat.bridge:manager_app('main_manage.py', '-c', 'ann')"
+    loader = "flask_migrate_compat.runner:manager_app('main_manage.py', '-c', 'ann')"
     bridged = run(tmp_path, ["-m", "flask", "--app", loader, "late"])
     assert (bridged.returncode, bridged.stdout, bridged.stderr) \
         == (legacy.returncode, legacy.stdout, legacy.stderr)
     missing = run(tmp_path, ["-m", "flask", "--app",
-                             "flask_migrate_compat.bridge:manager_app('nothing.py')", "late"])
+                             "flask_migrate_compat.runner:manager_app('nothing.py')", "late"])
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert "Error: running nothing.py failed: FileNotFoundError" in missing.stderr, missing.stderr
+    by_path = run(tmp_path, ["-m", "flask", "--app",
+                             "flask_migrate_compat.bridge:manager_app('main_manage.py')", "late"])
+    assert by_path.returncode == 2 and "Traceback" not in by_path.stderr
+    assert ("Error: main_manage.py is a script's path: name its module, or let "
+            "flask_migrate_compat.runner:manager_app('main_manage.py', ...) run it up to "
+            "manager.run()") in by_path.stderr, by_path.stderr
