@@ -1372,7 +1372,7 @@ def convert(script: str, output: str | None = None, *, format_code: bool = True)
         left = ", ".join(name for name, _ in conversion.skipped)
         raise MigrateError(f"{os.path.basename(script)} has no command to convert"
                            + (f" (only {left}: see 'flask --help')" if left else "")
-                           + f"; nothing written")
+                           + "; nothing written")
     compile(text, output, "exec")  # a failure here is a bug: nothing is written
     try:
         with open(output, "x", encoding="utf-8") as f:

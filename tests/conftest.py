@@ -15,7 +15,9 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import select
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -270,6 +272,57 @@ def wait_for_line(proc, text: str, timeout: float = 30, stream: str = "stderr") 
         raise AssertionError(f"{text!r} not printed on {stream} ({why}); read:\n"
                              + "".join(lines))
     return lines
+
+
+def pty_run(argv: list[str], answers: list[tuple[str, str]], cwd: Path, env: dict,
+            timeout: float = 60) -> tuple[int, str]:
+    """Run ``argv`` on a pseudo-terminal; answer each ``(question fragment, answer)``
+    in order when the fragment appears (``None`` for an answer: press Ctrl-C, that is,
+    send SIGINT). Returns the exit code and the output."""
+    try:
+        import pty
+        import termios  # noqa: F401 - pseudo-terminals need it
+    except ImportError:
+        skip_or_fail("no pseudo-terminals (pty/termios) on this platform")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, cwd=cwd,
+                            env=env, close_fds=True)
+    os.close(slave)
+    output, asked_up_to = b"", 0
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            ready, _, _ = select.select([master], [], [], max(remaining, 0))
+            if not ready:
+                raise AssertionError(f"no progress within {timeout}s:\n{output.decode()}")
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+            if answers:
+                fragment, answer = answers[0]
+                at = output.find(fragment.encode(), asked_up_to)
+                if at >= 0 and output.rstrip().endswith((b":", b"]:")):
+                    if answer is None:
+                        # As a person would: once the prompt waits for input.
+                        time.sleep(0.3)
+                        proc.send_signal(signal.SIGINT)
+                    else:
+                        os.write(master, answer.encode() + b"\r")
+                    asked_up_to = len(output)
+                    answers.pop(0)
+        code = proc.wait(timeout=max(deadline - time.monotonic(), 1))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        os.close(master)
+    assert not answers, f"never asked {answers}:\n{output.decode()}"
+    return code, output.decode().replace("\r\n", "\n")
 
 
 def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:

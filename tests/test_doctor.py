@@ -10,20 +10,16 @@ Every database is read back after a command that must leave it alone.
 """
 from __future__ import annotations
 
-import os
-import pty
-import select
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from conftest import (
-    Project, assert_one_error, output, project_env, spawn, wait_for_line,
+    Project, assert_one_error, output, project_env, pty_run, spawn, wait_for_line,
 )
 from test_deploy import (
     MODELS_EMAIL, MODELS_POSTS, MODELS_USERS, closed_port, db_cmd, git, new_project,
@@ -182,37 +178,10 @@ def test_fix_without_a_terminal_shows_findings_then_refuses(make_database, make_
 
 
 def run_on_terminal(project, args, answer: str, timeout=120) -> str:
-    """Run ``python <args>`` with a pseudo-terminal as stdin/stdout/stderr; answer
-    the first question (a line ending with ``[y/N]: ``) with ``answer``."""
-    main, child = pty.openpty()
-    proc = subprocess.Popen([sys.executable, *args], cwd=project.path, env=project.env,
-                            stdin=child, stdout=child, stderr=child, close_fds=True)
-    os.close(child)
-    seen = b""
-    answered = False
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([main], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(main, 4096)
-                except OSError:  # the child closed the terminal
-                    break
-                if not chunk:
-                    break
-                seen += chunk
-            if not answered and seen.rstrip().endswith(b"[y/N]:"):
-                os.write(main, answer.encode() + b"\n")
-                answered = True
-            if proc.poll() is not None and not ready:
-                break
-        proc.wait(timeout=30)
-    finally:
-        os.close(main)
-        if proc.poll() is None:
-            proc.kill()
-    return seen.decode(errors="replace").replace("\r\n", "\n")
+    """Run ``python <args>`` on a pseudo-terminal; answer its ``[y/N]`` question with
+    ``answer``. Returns what the terminal showed."""
+    return pty_run([sys.executable, *args], [("[y/N]", answer)], project.path, project.env,
+                   timeout=timeout)[1]
 
 
 @pytest.mark.parametrize("front", FRONTS)

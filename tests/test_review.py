@@ -14,13 +14,8 @@ template and with a Flask-Migrate 2.7 env.py.
 """
 from __future__ import annotations
 
-import os
-import select
-import signal
 import shutil
-import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -29,7 +24,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from conftest import skip_or_fail
+from conftest import pty_run
 from flask_migrate_compat import Migrate, core
 from flask_migrate_compat.review import Question, ReviewFailed, ReviewWarning
 
@@ -384,57 +379,6 @@ def test_enum_detection_switch(monkeypatch):
 # -- the front ends -----------------------------------------------------------------------------
 
 
-def pty_run(argv: list[str], answers: list[tuple[str, str]], cwd: Path, env: dict,
-            timeout: float = 60) -> tuple[int, str]:
-    """Run ``argv`` on a pseudo-terminal; answer each ``(question fragment, answer)``
-    in order when the fragment appears (``None`` for an answer: press Ctrl-C, that is,
-    send SIGINT). Returns the exit code and the output."""
-    try:
-        import pty
-        import termios  # noqa: F401 - pseudo-terminals need it
-    except ImportError:
-        skip_or_fail("no pseudo-terminals (pty/termios) on this platform")
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, cwd=cwd,
-                            env=env, close_fds=True)
-    os.close(slave)
-    output, asked_up_to = b"", 0
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            remaining = deadline - time.monotonic()
-            ready, _, _ = select.select([master], [], [], max(remaining, 0))
-            if not ready:
-                raise AssertionError(f"no progress within {timeout}s:\n{output.decode()}")
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
-            if answers:
-                fragment, answer = answers[0]
-                at = output.find(fragment.encode(), asked_up_to)
-                if at >= 0 and output.rstrip().endswith((b":", b"]:")):
-                    if answer is None:
-                        # As a person would: once the prompt waits for input.
-                        time.sleep(0.3)
-                        proc.send_signal(signal.SIGINT)
-                    else:
-                        os.write(master, answer.encode() + b"\r")
-                    asked_up_to = len(output)
-                    answers.pop(0)
-        code = proc.wait(timeout=max(deadline - time.monotonic(), 1))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        os.close(master)
-    assert not answers, f"never asked {answers}:\n{output.decode()}"
-    return code, output.decode().replace("\r\n", "\n")
-
-
 FRONT_V1 = user_model("""
     name = db.Column(db.String(50))
     age = db.Column(db.Integer)
@@ -776,7 +720,7 @@ def test_yes_no_settings_given_as_strings(make_project, sqlite_db):
             assert sorted(project.revisions()) == before
         for value in ("maybe", "2", ""):
             proc = front_end("db", "migrate", check=False, env={"FLASK_MIGRATE_STRICT": value})
-            assert_one_error(proc, f"the MIGRATE_STRICT setting must be True or False",
+            assert_one_error(proc, "the MIGRATE_STRICT setting must be True or False",
                              f"not {value!r}" if value != "2" else "not 2")
             assert sorted(project.revisions()) == before
         for value in ("no", "False", "off", "0"):
