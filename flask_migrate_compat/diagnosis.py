@@ -630,6 +630,22 @@ def _describe(diff: t.Any) -> str:
             else "the database, not the models"
         noun = {"index": "index", "constraint": "constraint", "fk": "foreign key"}[kind.split("_", 1)[1]]
         return f"{noun} {obj.name!r} on {table} is in {where}"
+    if kind in ("change_enum_variants", "add_enum_value"):  # alembic-postgresql-enum
+        old, new, columns = diff[1], diff[2], diff[3]
+        where = ", ".join(f"{ref.table_name}.{ref.column_name}" for ref in columns)
+        if sorted(old) == sorted(new):
+            change = "the same values in another order"
+        else:
+            change = "; ".join(
+                f"{', '.join(map(repr, values))} {verb}" for values, verb in (
+                    ([v for v in new if v not in old], "only in the models"),
+                    ([v for v in old if v not in new], "only in the database")) if values)
+        return (f"ENUM of {where or 'no column'}: {change} ({list(old)} in the database, "
+                f"{list(new)} in the models)")
+    if kind in ("create_enum", "drop_enum"):  # alembic-postgresql-enum: (name, schema, values)
+        where = "the models, not the database" if kind == "create_enum" \
+            else "the database, not the models"
+        return f"ENUM type {diff[1]!r} is in {where}"
     return f"{kind}: {diff[1:]!r}"
 
 

@@ -316,6 +316,33 @@ def test_enum_note_only_for_postgresql(make_database, make_project, kind):
         assert "ENUM" not in proc.stdout, proc.stdout
 
 
+def test_enum_differences_are_worded(make_database, make_project):
+    """alembic-postgresql-enum's differences read as sentences, not as its raw operation
+    tuples: values in another order, values added in the models."""
+    database = make_database("postgresql")
+    project = make_project(database)
+    fixture = FIXTURES / "legacy_2_5_to_2_6"
+    shutil.copytree(fixture / "migrations", project.path / "migrations")
+    project.write("migrations/versions/e1_tickets.py", ENUM_REVISION)
+    models = (fixture / "models.py").read_text() + ENUM_MODEL
+    project.write_app(models=models)
+    project.flask("db", "upgrade")
+    for model, expected in (
+            ('db.Enum("closed", "open", name="ticket_state")',
+             "ENUM of tickets.state: the same values in another order (['open', 'closed'] "
+             "in the database, ['closed', 'open'] in the models)"),
+            ('db.Enum("open", "closed", "held", name="ticket_state")',
+             "ENUM of tickets.state: 'held' only in the models (['open', 'closed'] in the "
+             "database, ['open', 'closed', 'held'] in the models)")):
+        project.write_app(models=models.replace(
+            'db.Enum("open", "closed", name="ticket_state")', model))
+        proc = db_cmd(project, "flask", "doctor")
+        assert proc.returncode == 1, output(proc)
+        assert f"       - {expected}" in proc.stdout.splitlines(), proc.stdout
+        assert "TableReference" not in proc.stdout
+    assert database.version() == ["e1"]  # doctor changed nothing
+
+
 def test_env_py_ignoring_the_version_table_is_a_failure(make_database, make_project):
     """Migrate(version_table=...) with an env.py whose online configure() does not
     pass the configure arguments: migrations go to another table, a failure."""
