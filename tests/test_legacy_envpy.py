@@ -48,9 +48,28 @@ if os.environ.get("EXPECTED_DB_PASSWORD"):
 BINDS = 'app.config["SQLALCHEMY_BINDS"] = {"audit": os.environ["AUDIT_DATABASE_URL"]}\n'
 
 
+#: Fixture folders that hold only what differs from another generation's: the early
+#: Flask-Migrate 1.x env.py (no hook that skips empty revisions) over 1.x's revisions.
+BASED_ON = {"legacy_1_0": "legacy_1x"}
+
+
+def fixture_path(generation: str, *parts: str) -> Path:
+    """A file of a generation's fixture, or of the one it is based on."""
+    own = FIXTURES.joinpath(generation, *parts)
+    return own if own.exists() or generation not in BASED_ON else \
+        FIXTURES.joinpath(BASED_ON[generation], *parts)
+
+
+def copy_migrations(generation: str, target: Path) -> None:
+    """A generation's migrations folder: its base's, then its own files over it."""
+    if generation in BASED_ON:
+        shutil.copytree(FIXTURES / BASED_ON[generation] / "migrations", target)
+    shutil.copytree(FIXTURES / generation / "migrations", target, dirs_exist_ok=True)
+
+
 def revisions_of(generation: str) -> list[str]:
     """Revision ids of a fixture folder, oldest first (the files chain in name order)."""
-    versions = FIXTURES / generation / "migrations" / "versions"
+    versions = fixture_path(generation, "migrations", "versions")
     return [p.name.split("_")[0] for p in sorted(versions.glob("*.py"))]
 
 
@@ -108,8 +127,8 @@ def password_databases(tmp_path):
 
 def set_up(make_project, dbs: list[Database], generation: str, config: str = ""):
     project = make_project(dbs[0])
-    shutil.copytree(FIXTURES / generation / "migrations", project.path / "migrations")
-    project.write_app(models=(FIXTURES / generation / "models.py").read_text(),
+    copy_migrations(generation, project.path / "migrations")
+    project.write_app(models=fixture_path(generation, "models.py").read_text(),
                       config=config + PASSWORD_GUARD)
     if dbs[0].kind != "sqlite":
         project.env["EXPECTED_DB_PASSWORD"] = PASSWORD
