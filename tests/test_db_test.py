@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import sys
 import uuid
@@ -18,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import MODELS_V2, assert_one_error, init_migrations, spawn, wait_for_file
-from test_legacy_envpy import BINDS, FIXTURES, MULTI, SINGLE
+from test_legacy_envpy import BINDS, MULTI, SINGLE, copy_migrations, fixture_path
 
 # A healthy history: three revisions whose downgrades undo them exactly, ending at
 # conftest's MODELS_V2 (named FK, an index, a type change done in a batch).
@@ -251,14 +250,14 @@ def test_old_env_py_generations_migrate_the_scratch_database(generation, make_da
     the configured files are never created."""
     main, audit = make_database("sqlite"), make_database("sqlite", "audit")
     project = make_project(main)
-    shutil.copytree(FIXTURES / generation / "migrations", project.path / "migrations")
-    project.write_app(models=(FIXTURES / generation / "models.py").read_text(),
+    copy_migrations(generation, project.path / "migrations")
+    project.write_app(models=fixture_path(generation, "models.py").read_text(),
                       config=BINDS if generation == MULTI else "")
     project.env["AUDIT_DATABASE_URL"] = audit.url
     proc = project.flask("db", "test", "-q")
     assert "Result: all checks passed" in proc.stdout
     assert proc.stdout.count("Scratch database: ") == (2 if generation == MULTI else 1)
-    count = len(list((FIXTURES / generation / "migrations" / "versions").glob("*.py")))
+    count = len(list(fixture_path(generation, "migrations", "versions").glob("*.py")))
     # Timed also where env.py passes no configure_args on (Flask-Migrate 1.x).
     assert f"[ok] upgrade: from an empty database to head: {count} revisions applied in " \
         in proc.stdout
