@@ -181,7 +181,7 @@ class Database:
             self.name = None
         else:
             self.name = f"fmc_bench_{uuid.uuid4().hex[:8]}"
-            admin = sa.make_url(PG_ADMIN_URL)
+            admin = sa.engine.make_url(PG_ADMIN_URL)
             self._admin = sa.create_engine(admin, isolation_level="AUTOCOMMIT",
                                            poolclass=sa.pool.NullPool)
             with self._admin.connect() as conn:

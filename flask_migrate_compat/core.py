@@ -178,6 +178,56 @@ def _alembic() -> t.Any:
     return _AlembicCommands()
 
 
+#: The names of the commands that read or write the application's database itself
+#: (in offline mode, ``sql=True``, they do not): see :func:`check_lasting_database`.
+_DATABASE_COMMANDS = frozenset({
+    "upgrade", "downgrade", "stamp", "current", "migrate", "revision", "check", "status",
+})
+
+
+def check_lasting_database(command: t.Callable[..., t.Any], **options: t.Any) -> None:
+    """Refuse to run ``command`` as a command of its own process on an in-memory SQLite
+    database, which is gone when the process ends.
+
+    Flask-SQLAlchemy 2.x falls back to ``sqlite:///:memory:`` when
+    ``SQLALCHEMY_DATABASE_URI`` is not set (3.0 raises instead): a deploy's
+    ``db upgrade`` then migrated an empty in-memory database and exited 0. Both front
+    ends call this before a command; the Python API (``upgrade()`` in a test, on an
+    in-memory database the test goes on using) does not.
+
+    :param command: the core function about to run (its ``__name__`` is looked up).
+    :param options: its keyword arguments (``sql``, and ``autogenerate`` for
+        ``revision``, say whether it touches the database).
+    :raises MigrateError: the default database or a bind is in memory.
+    """
+    name = getattr(command, "__name__", "")
+    if name not in _DATABASE_COMMANDS or options.get("sql"):
+        return
+    if name == "revision" and not options.get("autogenerate"):
+        return
+    from flask import current_app
+
+    from .errors import setting_name
+    from .state import app_engines, in_memory
+
+    for key, engine in app_engines(current_app, get_state().db).items():
+        if not in_memory(engine.url):
+            continue
+        setting = setting_name(key)
+        if not key and current_app.config.get(setting) == "sqlite:///:memory:":
+            # What Flask-SQLAlchemy 2.x sets when the application set nothing.
+            raise MigrateError(
+                "neither SQLALCHEMY_DATABASE_URI nor SQLALCHEMY_BINDS is set, or "
+                f"{setting} is Flask-SQLAlchemy 2's fallback 'sqlite:///:memory:', an "
+                "in-memory database gone when the command ends: set "
+                f"{setting} (for example 'sqlite:///app.db') to the database to migrate"
+            )
+        raise MigrateError(
+            f"{setting} names an in-memory SQLite database, which is gone when the "
+            f"command ends: set {setting} to the database to migrate"
+        )
+
+
 def _check_target(config: Config, revision: str) -> None:
     """Resolve a plain target revision before env.py runs.
 
@@ -1034,7 +1084,8 @@ def revision_file_paths(directory: _PathLike | None = None) -> list[str]:
         config.set_main_option("script_location", path)
     script = ScriptDirectory.from_config(config)
     return revision_files([os.fspath(p) for p in script.version_locations or [script.versions]],
-                          recursive=script.recursive_version_locations)
+                          # Alembic 1.10 added recursive version locations.
+                          recursive=getattr(script, "recursive_version_locations", False))
 
 
 # -- errors -----------------------------------------------------------------------

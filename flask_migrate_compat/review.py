@@ -876,7 +876,24 @@ def _rename_column(table: str, schema: str | None, old: t.Any, new: t.Any) -> t.
     )
     if bool(new.nullable) != bool(old.nullable):
         kwargs["modify_nullable"] = new.nullable
-    return ops.AlterColumnOp(table, old.name, **kwargs)
+    return _RenameColumnOp(table, old.name, **kwargs)
+
+
+class _RenameColumnOp(ops.AlterColumnOp):
+    """An ``alter_column`` that renames the column; it has a renderer of its own."""
+
+
+def _render_rename_column(autogen_context: t.Any, op_: t.Any) -> str:
+    # Alembic before 1.15.2 leaves new_column_name out of a rendered alter_column
+    # (Alembic issue #1635): the revision file renamed nothing, although upgrade ran
+    # and stamped head. The argument is added where the plain renderer omits it.
+    text = renderers.dispatch(ops.AlterColumnOp)(autogen_context, op_)
+    if op_.modify_name is not None and "new_column_name=" not in text and text.endswith(")"):
+        text = f"{text[:-1]},\n{' ' * 11}new_column_name={op_.modify_name!r})"
+    return text
+
+
+renderers.dispatch_for(_RenameColumnOp)(_render_rename_column)
 
 
 def _qualified(schema: str | None, table: str) -> str:

@@ -33,9 +33,14 @@ import sqlalchemy as sa
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+#: The PostgreSQL driver of the stack under test: psycopg 3 has a SQLAlchemy dialect
+#: from 2.0 on; SQLAlchemy 1.4 (the oldest supported) has psycopg2's only.
+POSTGRES_DRIVER = "psycopg2" if sa.__version__.startswith("1.") else "psycopg"
+POSTGRES_SCHEME = f"postgresql+{POSTGRES_DRIVER}"
+
 SERVER_URLS = {
     "postgresql": os.environ.get(
-        "FMC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        "FMC_TEST_POSTGRES_URL", f"{POSTGRES_SCHEME}://postgres@127.0.0.1:5432/test"
     ),
     "mysql": os.environ.get(
         "FMC_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"
@@ -161,7 +166,7 @@ def create_database(kind: str, tmp_path: Path, label: str = "main") -> Database:
     if reason:
         skip_or_fail(reason)
     name = f"fmc_{label}_{uuid.uuid4().hex[:10]}"
-    admin = sa.make_url(SERVER_URLS[kind])
+    admin = sa.engine.make_url(SERVER_URLS[kind])
     engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     with engine.connect() as conn:
         conn.execute(sa.text(f"CREATE DATABASE {name}"))
@@ -389,6 +394,7 @@ from flask_migrate_compat import Migrate
 
 app = Flask(__name__)
 app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
+app.config["SQLALCHEMY_TRACK_MODIFICATIONS"] = False  # Flask-SQLAlchemy 2 warns otherwise
 {config}
 db = SQLAlchemy(app)
 migrate = Migrate(app, db{migrate_args})
@@ -504,7 +510,7 @@ def _passwords(url: str, env: dict) -> set[str]:
     found = set()
     for text in (url, *(v for k, v in env.items() if k.endswith("DATABASE_URL"))):
         try:
-            password = sa.make_url(text).password if text else None
+            password = sa.engine.make_url(text).password if text else None
         except Exception:  # noqa: BLE001 - not a URL: nothing to look for
             password = None
         if password:

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from conftest import assert_one_error, output
+from conftest import POSTGRES_SCHEME, assert_one_error, output
 
 BROKEN_REVISION = '''\
 """A revision with a syntax error."""
@@ -104,7 +104,7 @@ def test_unreachable_database(migrated, tmp_path):
     before = snapshot(project.database)
     password = "s3cr3t-Pw"
     unreachable = {
-        "postgresql": f"postgresql+psycopg://fmc:{password}@127.0.0.1:{closed_port()}/nodb",
+        "postgresql": f"{POSTGRES_SCHEME}://fmc:{password}@127.0.0.1:{closed_port()}/nodb",
         "sqlite": f"sqlite:///{tmp_path}/no_such_directory/app.db",
     }
     for kind, url in unreachable.items():

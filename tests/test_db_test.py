@@ -141,7 +141,7 @@ def configured_state(database) -> object:
     """Everything we can see of the configured database: a SQLite file's bytes, a
     server database's schema and version table."""
     if database.kind == "sqlite":
-        return Path(sa.make_url(database.url).database).read_bytes()
+        return Path(sa.engine.make_url(database.url).database).read_bytes()
     inspector = database.inspector()
     return ({t: sorted(c["name"] for c in inspector.get_columns(t))
              for t in inspector.get_table_names()}, database.version())
@@ -263,7 +263,7 @@ def test_old_env_py_generations_migrate_the_scratch_database(generation, make_da
         in proc.stdout
     assert f"[ok] stairway: {count} revisions" in proc.stdout
     for database in (main, audit):
-        assert not os.path.exists(sa.make_url(database.url).database)
+        assert not os.path.exists(sa.engine.make_url(database.url).database)
 
 
 def test_current_check_heads(project):
@@ -315,7 +315,7 @@ def test_user_who_cannot_create_databases_is_told_what_to_pass(make_database,
     with admin.connect() as conn:
         conn.execute(sa.text(f"CREATE ROLE {role} LOGIN PASSWORD 'pw-{role}' NOCREATEDB"))
     try:
-        url = sa.make_url(database.url).set(username=role, password=f"pw-{role}")
+        url = sa.engine.make_url(database.url).set(username=role, password=f"pw-{role}")
         project = make_project(database)
         project.env["DATABASE_URL"] = url.render_as_string(hide_password=False)
         write_history(project, HEALTHY)
@@ -368,7 +368,7 @@ def test_env_py_with_its_own_engine_is_refused_before_connecting(project):
     proc = project.flask("db", "test", check=False)
     assert_one_error(proc, "db test refused a connection to the configured SQLite "
                      "database", "nothing was run on it")
-    assert not os.path.exists(sa.make_url(project.database.url).database)
+    assert not os.path.exists(sa.engine.make_url(project.database.url).database)
 
 
 def test_revision_file_that_does_not_load_is_named(project):

@@ -16,7 +16,7 @@ import subprocess
 import pytest
 import sqlalchemy as sa
 
-from conftest import assert_one_error, output
+from conftest import POSTGRES_SCHEME, assert_one_error, output
 
 KINDS = ("sqlite", "postgresql", "mysql")
 
@@ -205,7 +205,7 @@ def test_status_exit_codes(make_database, make_project, kind, tmp_path):
         url = f"sqlite:///{tmp_path}/no_such_folder/app.db"
         fragments = ("cannot connect to the SQLite database", "no_such_folder")
     else:
-        scheme = "postgresql+psycopg" if kind == "postgresql" else "mysql+pymysql"
+        scheme = POSTGRES_SCHEME if kind == "postgresql" else "mysql+pymysql"
         url = f"{scheme}://fmc:{password}@127.0.0.1:{closed_port()}/nodb"
         fragments = ("cannot connect to the", "database 'nodb' on 127.0.0.1:")
     proc = db_cmd(project, "flask", "status", env={"DATABASE_URL": url})

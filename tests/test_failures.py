@@ -180,7 +180,7 @@ def mysql_user(mysql_db):
 
 
 def _url(base: str, **parts) -> str:
-    return sa.make_url(base).set(**parts).render_as_string(hide_password=False)
+    return sa.engine.make_url(base).set(**parts).render_as_string(hide_password=False)
 
 
 def bad_urls(kind: str, database, user: str | None):
@@ -189,7 +189,7 @@ def bad_urls(kind: str, database, user: str | None):
     cases = [
         ("unreachable", _url(url, port=1, password=PASSWORD), "127.0.0.1:1", database.name),
         ("unknown database", _url(url, database="fmc_no_such_db", password=PASSWORD),
-         sa.make_url(url).host, "fmc_no_such_db"),
+         sa.engine.make_url(url).host, "fmc_no_such_db"),
     ]
     if kind == "mysql":
         cases.append(("wrong password", _url(url, username=user, password=PASSWORD + "x"),
@@ -309,3 +309,41 @@ def test_offline_failure_speaks_of_no_database(make_database, make_project, kind
     assert database.tables() == set()
     run("db", "upgrade")
     assert version_rows(database) == ["r3"]
+
+
+# -- no database configured ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("front", ["flask", "manage"])
+def test_no_database_url_fails_in_one_line(project, front):
+    """No ``SQLALCHEMY_DATABASE_URI``: Flask-SQLAlchemy 3 refuses at start-up, 2.x falls
+    back to an in-memory SQLite database. Either way ``db upgrade`` fails in one line
+    naming the setting, where it once exited 0 having migrated nothing, and nothing is
+    written to the database the deploy meant (the project's own file)."""
+    write_chain(project, third=None)
+    project.write_app(models="", config='del app.config["SQLALCHEMY_DATABASE_URI"]\n')
+    run = project.flask if front == "flask" else project.manage
+    for command in (("upgrade",), ("current",), ("stamp", "head")):
+        proc = run("db", *command, check=False)
+        assert_one_error(proc, "SQLALCHEMY_DATABASE_URI", "is set",
+                         "set SQLALCHEMY_DATABASE_URI", "(for example 'sqlite:///app.db')")
+    assert version_rows(project.database) == []
+    assert project.database.tables() == set()
+
+
+@pytest.mark.parametrize("front", ["flask", "manage"])
+def test_in_memory_database_is_refused_but_not_offline(project, front):
+    """An in-memory SQLite URL is gone when the command ends: every command that
+    reads or writes the database refuses it in one line; ``--sql`` (offline mode)
+    touches no database and still writes the SQL."""
+    write_chain(project, third=None)
+    project.write_app(models="", config='app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"\n')
+    run = project.flask if front == "flask" else project.manage
+    for command in (("upgrade",), ("downgrade", "base"), ("current",), ("check",),
+                    ("migrate", "-m", "x"), ("status",)):
+        proc = run("db", *command, check=False)
+        assert_one_error(proc, "SQLALCHEMY_DATABASE_URI names an in-memory SQLite database",
+                         code=3 if command == ("status",) else 1)
+    assert [p.name for p in project.revisions()] == ["r1.py", "r2.py"]
+    proc = run("db", "upgrade", "--sql")
+    assert "CREATE TABLE t1" in proc.stdout and "CREATE TABLE t2" in proc.stdout

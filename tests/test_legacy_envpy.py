@@ -24,6 +24,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import (
+    POSTGRES_SCHEME,
     Database, assert_one_error, create_database, drop_database, server_error, skip_or_fail,
 )
 
@@ -109,7 +110,7 @@ def password_databases(tmp_path):
         engine.dispose()
         result = []
         for db in admin_dbs:
-            url = sa.make_url(db.url).set(username=role, password=PASSWORD)
+            url = sa.engine.make_url(db.url).set(username=role, password=PASSWORD)
             result.append(Database(kind, url.render_as_string(hide_password=False),
                                    admin_url=db.admin_url, name=db.name))
         return result
@@ -227,8 +228,8 @@ def test_env_py_that_logs_the_url_shows_it_masked(generation, front_end, make_pr
         "logger = logging.getLogger('alembic.env')\n"
         "logger.info('URL %s', current_app.extensions['migrate'].db.engine.url)\n", 1))
     proc = runner_for(project, front_end)("upgrade")
-    role = sa.make_url(dbs[0].url).username
-    assert f"URL postgresql+psycopg://{role}:***@127.0.0.1" in proc.stderr
+    role = sa.engine.make_url(dbs[0].url).username
+    assert f"URL {POSTGRES_SCHEME}://{role}:***@127.0.0.1" in proc.stderr
     assert dbs[0].version() == [revisions_of(generation)[-1]]
 
 
@@ -241,7 +242,7 @@ def test_application_db_object_is_not_changed(tmp_path):
     from flask_migrate_compat.legacy import LegacyDB, unwrap
 
     app = Flask(__name__, instance_path=str(tmp_path / "instance"))
-    app.config["SQLALCHEMY_DATABASE_URI"] = "postgresql+psycopg://u:p%40ss@h/x"
+    app.config["SQLALCHEMY_DATABASE_URI"] = f"{POSTGRES_SCHEME}://u:p%40ss@h/x"
     app.config["SQLALCHEMY_BINDS"] = {"audit": "sqlite://"}
     db = SQLAlchemy(app)
 
@@ -259,10 +260,10 @@ def test_application_db_object_is_not_changed(tmp_path):
         # The URL stays masked; the password is put back only where env.py passes
         # it to Alembic's config (legacy.engine_url_option).
         assert view.engine is db.engine
-        assert str(view.engine.url) == "postgresql+psycopg://u:***@h/x"
+        assert str(view.engine.url) == f"{POSTGRES_SCHEME}://u:***@h/x"
         config = app.extensions["migrate"].migrate.get_config(str(tmp_path))
         config.set_main_option("sqlalchemy.url", str(view.engine.url).replace("%", "%%"))
-        assert config.get_main_option("sqlalchemy.url") == "postgresql+psycopg://u:p%40ss@h/x"
+        assert config.get_main_option("sqlalchemy.url") == f"{POSTGRES_SCHEME}://u:p%40ss@h/x"
         assert view.get_engine(app, "audit").url.database is None
         combined = view.metadata
         assert {t.info["bind_key"] for t in combined.tables.values()} == {None, "audit"}

@@ -49,7 +49,7 @@ def bounded():
 
 
 def described(database) -> str:
-    url = sa.make_url(database.url)
+    url = sa.engine.make_url(database.url)
     if database.kind == "sqlite":
         return f"SQLite database {os.path.realpath(url.database)!r}"
     return f"{database.kind} database {database.name!r} on {url.host}:{url.port}"
@@ -94,7 +94,7 @@ def test_guard_waits_times_out_and_releases(make_database, kind):
         if kind != "sqlite":
             # The key is the server's name for the database: another URL of the same
             # database meets the lock, another database on the server does not.
-            url = sa.make_url(database.url)
+            url = sa.engine.make_url(database.url)
             same = url.set(host="localhost") if kind == "postgresql" else \
                 url.set(drivername="mariadb+pymysql")
             assert not enters_at_once({"": sa.create_engine(same, poolclass=sa.pool.NullPool)})

@@ -102,7 +102,7 @@ def user_database(make_database):
             admin.dispose()
 
         cleanups.append(cleanup)
-        url = sa.make_url(database.url).set(username=user, password=password)
+        url = sa.engine.make_url(database.url).set(username=user, password=password)
         secrets = (user, password, quote(password, safe=""), quote_plus(password))
         return database, url.render_as_string(hide_password=False), secrets
 
@@ -113,7 +113,7 @@ def user_database(make_database):
 
 def described(database) -> str:
     """How the lines name the database: backend, name, host and port, no user."""
-    url = sa.make_url(database.url)
+    url = sa.engine.make_url(database.url)
     if database.kind == "sqlite":
         return f"SQLite database {url.database!r}"
     return f"{database.kind} database {database.name!r} on {url.host}:{url.port}"

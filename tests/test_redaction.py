@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
-from conftest import assert_one_error, error_lines, shows_password
+from conftest import POSTGRES_SCHEME, assert_one_error, error_lines, shows_password
 from test_failures import HEADER, write_chain
 
 from flask_migrate_compat.errors import (
@@ -58,7 +58,7 @@ def test_each_password_is_replaced_whole():
 
 
 def test_databases_are_named_without_their_login():
-    make_url = sa.make_url
+    make_url = sa.engine.make_url
     assert describe_database(make_url("sqlite:////srv/app.db")) == "SQLite database '/srv/app.db'"
     assert describe_database(make_url("postgresql://u:pw@/shop")) == \
         "postgresql database 'shop' on localhost"
@@ -76,7 +76,7 @@ def test_url_passwords_with_an_unencoded_at_are_removed_whole():
 
 def test_connection_error_names_the_database_without_garbling():
     """A real driver error (nothing listens on port 1), with the password 'postgres'."""
-    engine = sa.create_engine("postgresql+psycopg://postgres:postgres@127.0.0.1:1/shop",
+    engine = sa.create_engine(f"{POSTGRES_SCHEME}://postgres:postgres@127.0.0.1:1/shop",
                               connect_args={"connect_timeout": 3})
     with pytest.raises(sa.exc.OperationalError) as caught:
         engine.connect()
@@ -151,7 +151,7 @@ def password_url(request, make_database):
     PostgreSQL (trust authentication here) the password in the URL is all it takes."""
     kind, password = request.param
     database = make_database(kind)
-    url = sa.make_url(database.url)
+    url = sa.engine.make_url(database.url)
     user = None
     if kind == "mysql":
         user = f"fmc_{uuid.uuid4().hex[:8]}"
@@ -178,7 +178,7 @@ PASSWORD_CASES = [(kind, password) for kind in ("postgresql", "mysql")
                               for k, p in PASSWORD_CASES])
 def test_raw_error_texts_never_show_the_password(password_url, make_project, front_end):
     database, url = password_url
-    password = sa.make_url(url).password
+    password = sa.engine.make_url(url).password
     project = make_project(database)
     project.env["DATABASE_URL"] = url
     write_chain(project, third=None)

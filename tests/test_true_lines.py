@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import IN_CI, assert_one_error
+from conftest import POSTGRES_SCHEME, IN_CI, assert_one_error
 from test_failures import GOOD, HEADER, HOLD, version_rows, write_chain
 
 BACKENDS = ["sqlite", "postgresql", "mysql"]
@@ -142,7 +142,7 @@ def test_unencoded_at_in_password_is_named_not_shown(make_database, make_project
     database = make_database(kind)
     project = make_project(database)
     write_chain(project, third=None)
-    url = sa.make_url(database.url)
+    url = sa.engine.make_url(database.url)
     secret = "Sec" + uuid.uuid4().hex[:8]
     raw = (f"{url.drivername}://{url.username}:Pw@{secret}@{url.host}:{url.port}/"
            f"{url.database}")
@@ -374,7 +374,7 @@ def test_only_migrated_databases_are_locked(make_database, make_project, kind, f
     project = make_project(database)
     write_chain(project, third=None)
     project.write_app(models="", config='app.config["SQLALCHEMY_BINDS"] = '
-                      '{"reports": "postgresql+psycopg://nobody@127.0.0.1:1/nowhere"}')
+                      '{"reports": "%s://nobody@127.0.0.1:1/nowhere"}' % POSTGRES_SCHEME)
     run(project, front_end, "db", "upgrade")
     proc = run(project, front_end, "db", "downgrade", "base")
     assert proc.returncode == 0, proc.stderr
