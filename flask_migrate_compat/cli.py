@@ -267,6 +267,8 @@ def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
     lines: the message and the source line that raised it)."""
     seen = set()
     for warning in caught:
+        if not errors.worth_showing(warning.category, warning.filename):
+            continue
         text = errors.warning_text(warning.message, warning.filename, warning.lineno)
         if text not in seen:
             seen.add(text)

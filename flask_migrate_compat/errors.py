@@ -469,6 +469,22 @@ def warning_text(message: t.Any, filename: str | None, lineno: int | None) -> st
     return text
 
 
+def worth_showing(category: type, filename: str | None) -> bool:
+    """Whether a warning raised during a command is worth a ``Warning:`` line.
+
+    Deprecation warnings attributed to a library's own file (Flask-SQLAlchemy 2.5
+    reading ``flask._app_ctx_stack``, deprecated in Flask 2.2, on every query) are
+    for that library's authors, and Python's own filters hide them too; those the
+    project's files trigger (env.py, a revision file, the application) are shown.
+
+    :param category: the warning's class.
+    :param filename: the file the warning names.
+    """
+    if not issubclass(category, (DeprecationWarning, PendingDeprecationWarning)):
+        return True
+    return not (filename and _library_file(filename))
+
+
 def _library_file(path: str) -> bool:
     import sysconfig
 
