@@ -69,15 +69,17 @@ setup(
         "console_scripts": ["flask-migrate-compat = flask_migrate_compat.__main__:main"],
     },
     python_requires=">=3.9",
+    # Each lower bound is exactly what CI's "minimum" nox session installs and tests
+    # (the last patch release of each oldest supported minor version; CHANGES.rst).
     install_requires=[
-        "Flask>=2.2",
-        "click>=8.1",
-        "Flask-SQLAlchemy>=2.5",
-        "SQLAlchemy>=1.4",
-        "alembic>=1.9",
+        "Flask>=2.2.5",
+        "click>=8.1.3",
+        "Flask-SQLAlchemy>=2.5.1",
+        "SQLAlchemy>=1.4.54",
+        "alembic>=1.9.4",
         # db modernize rewrites revision files keeping their formatting and comments;
         # 1.5 is the first release with wheels for every Python from 3.9 to 3.13.
-        "libcst>=1.5",
+        "libcst>=1.5.0",
         # SQLite migration lock on Windows; POSIX uses fcntl.flock (see lock.py).
         "filelock>=3.0; sys_platform == 'win32'",
     ],
