@@ -169,7 +169,7 @@ def _run(func: t.Callable[..., t.Any], _failure_code: int = 1,
         # exit after a warning was shown here prints a ResourceWarning.
         warnings.filterwarnings("ignore", category=ResourceWarning)
         try:
-            core.check_lasting_database(func, **kwargs)
+            core.check_database_configured(func, **kwargs)
             return func(**kwargs)
         except (Exception, KeyboardInterrupt) as exc:
             if os.environ.get(errors.TRACEBACK_ENV):

@@ -179,26 +179,30 @@ def _alembic() -> t.Any:
 
 
 #: The names of the commands that read or write the application's database itself
-#: (in offline mode, ``sql=True``, they do not): see :func:`check_lasting_database`.
+#: (in offline mode, ``sql=True``, they do not): see :func:`check_database_configured`.
 _DATABASE_COMMANDS = frozenset({
     "upgrade", "downgrade", "stamp", "current", "migrate", "revision", "check", "status",
 })
 
+#: What Flask-SQLAlchemy 2.x sets ``SQLALCHEMY_DATABASE_URI`` to when the application
+#: set neither it nor ``SQLALCHEMY_BINDS``.
+_FLASK_SQLALCHEMY_2_FALLBACK = "sqlite:///:memory:"
 
-def check_lasting_database(command: t.Callable[..., t.Any], **options: t.Any) -> None:
-    """Refuse to run ``command`` as a command of its own process on an in-memory SQLite
-    database, which is gone when the process ends.
 
-    Flask-SQLAlchemy 2.x falls back to ``sqlite:///:memory:`` when
-    ``SQLALCHEMY_DATABASE_URI`` is not set (3.0 raises instead): a deploy's
-    ``db upgrade`` then migrated an empty in-memory database and exited 0. Both front
-    ends call this before a command; the Python API (``upgrade()`` in a test, on an
-    in-memory database the test goes on using) does not.
+def check_database_configured(command: t.Callable[..., t.Any], **options: t.Any) -> None:
+    """Refuse to run ``command`` on Flask-SQLAlchemy 2's fallback database.
+
+    Flask-SQLAlchemy 2.x sets ``SQLALCHEMY_DATABASE_URI`` to ``'sqlite:///:memory:'``
+    when the application set no database (with a warning; 3.0 raises instead, and
+    :func:`.errors.startup_error_message` words that): a deploy's ``db upgrade``
+    then migrated an in-memory database, gone when the command ended, and exited 0.
+    Both front ends call this before a command. (The same URL set on purpose cannot
+    be told apart; an in-memory database for a test suite is ``'sqlite://'``.)
 
     :param command: the core function about to run (its ``__name__`` is looked up).
     :param options: its keyword arguments (``sql``, and ``autogenerate`` for
         ``revision``, say whether it touches the database).
-    :raises MigrateError: the default database or a bind is in memory.
+    :raises MigrateError: naming ``SQLALCHEMY_DATABASE_URI``.
     """
     name = getattr(command, "__name__", "")
     if name not in _DATABASE_COMMANDS or options.get("sql"):
@@ -207,24 +211,15 @@ def check_lasting_database(command: t.Callable[..., t.Any], **options: t.Any) ->
         return
     from flask import current_app
 
-    from .errors import setting_name
-    from .state import app_engines, in_memory
-
-    for key, engine in app_engines(current_app, get_state().db).items():
-        if not in_memory(engine.url):
-            continue
-        setting = setting_name(key)
-        if not key and current_app.config.get(setting) == "sqlite:///:memory:":
-            # What Flask-SQLAlchemy 2.x sets when the application set nothing.
-            raise MigrateError(
-                "neither SQLALCHEMY_DATABASE_URI nor SQLALCHEMY_BINDS is set, or "
-                f"{setting} is Flask-SQLAlchemy 2's fallback 'sqlite:///:memory:', an "
-                "in-memory database gone when the command ends: set "
-                f"{setting} (for example 'sqlite:///app.db') to the database to migrate"
-            )
+    if hasattr(legacy.unwrap(get_state().db), "engines"):  # Flask-SQLAlchemy 3
+        return
+    if current_app.config.get("SQLALCHEMY_DATABASE_URI") == _FLASK_SQLALCHEMY_2_FALLBACK:
         raise MigrateError(
-            f"{setting} names an in-memory SQLite database, which is gone when the "
-            f"command ends: set {setting} to the database to migrate"
+            f"SQLALCHEMY_DATABASE_URI is {_FLASK_SQLALCHEMY_2_FALLBACK!r}, what "
+            "Flask-SQLAlchemy 2 uses when neither it nor SQLALCHEMY_BINDS is set: an "
+            "in-memory database, gone when the command ends; set "
+            "SQLALCHEMY_DATABASE_URI (for example 'sqlite:///app.db') to the database "
+            "to migrate"
         )
 
 

@@ -32,8 +32,9 @@ Where it lives
     Beside the script directory's bytecode: ``<script directory>/__pycache__/``, named
     with the interpreter's cache tag, as Python places ``env.py``'s compiled code
     (:func:`importlib.util.cache_from_source`, so ``PYTHONPYCACHEPREFIX`` moves it
-    too). That folder exists already once a command ran (Alembic imports ``env.py``),
-    every standard ``.gitignore`` ignores ``__pycache__/``, Alembic skips it when it
+    too), and ending in ``.pyc``. That folder exists already once a command ran
+    (Alembic imports ``env.py``), every standard ``.gitignore`` ignores it by its
+    name (``__pycache__/``) or by bytecode's suffix (``*.pyc``), Alembic skips it when it
     lists revision files, and tools that clean bytecode clean this too (the next
     command rebuilds it). It is written to a temporary file and moved into place
     (:func:`os.replace`), so concurrent commands never see half a file; a folder that
@@ -183,7 +184,10 @@ def cache_path(script: t.Any) -> str | None:
             os.path.join(os.path.abspath(script.dir), "flask_migrate_compat_revisions.py"))
     except NotImplementedError:
         return None
-    return pyc[:-len(".pyc")] + ".graph"
+    # Ending in ".pyc" too: the .gitignore files that name bytecode by its suffix
+    # ("*.pyc", "*.py[cod]") and not by its folder ignore it as well. No import ever
+    # reads it: Python looks only for "<module>.<tag>.pyc".
+    return pyc[:-len(".pyc")] + ".graph.pyc"
 
 
 # -- reading ----------------------------------------------------------------------------
@@ -343,7 +347,7 @@ def store(snapshot: Snapshot, scripts: list[t.Any], path: str) -> bool:
     except ValueError:
         return False  # a literal marshal cannot hold
     folder = os.path.dirname(path)
-    temporary = f"{path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+    temporary = f"{path[:-len('.pyc')]}.{os.getpid()}.{os.urandom(4).hex()}.tmp.pyc"
     try:
         os.makedirs(folder, exist_ok=True)
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)

@@ -71,18 +71,6 @@ def sqlite_file(url: t.Any) -> str | None:
     return path
 
 
-def in_memory(url: t.Any) -> bool:
-    """Whether ``url`` is an in-memory SQLite database (``sqlite://``,
-    ``sqlite:///:memory:``, or a ``file:`` URI with ``mode=memory``).
-
-    :param url: a SQLAlchemy URL.
-    """
-    if url.get_backend_name() != "sqlite":
-        return False
-    path = url.database or ""
-    return path in ("", ":memory:") or (path.startswith("file:") and "mode=memory" in path)
-
-
 def configured_urls(config: t.Mapping[str, t.Any]) -> list[tuple[str | None, t.Any]]:
     """``(bind key, URL as configured)`` for the default database and every bind.
 

@@ -313,37 +313,47 @@ def test_offline_failure_speaks_of_no_database(make_database, make_project, kind
 
 # -- no database configured ----------------------------------------------------------------
 
+#: Flask-SQLAlchemy 2's own warning when no database is set, printed while the
+#: application is created, before any command of ours runs (README.rst, "The oldest
+#: supported stack"): its two lines are pinned here, ours must be one more.
+FLASK_SQLALCHEMY_2_NO_URL_WARNING = (
+    "UserWarning: Neither SQLALCHEMY_DATABASE_URI nor SQLALCHEMY_BINDS is set. "
+    'Defaulting SQLALCHEMY_DATABASE_URI to "sqlite:///:memory:".'
+)
+
 
 @pytest.mark.parametrize("front", ["flask", "manage"])
 def test_no_database_url_fails_in_one_line(project, front):
     """No ``SQLALCHEMY_DATABASE_URI``: Flask-SQLAlchemy 3 refuses at start-up, 2.x falls
-    back to an in-memory SQLite database. Either way ``db upgrade`` fails in one line
-    naming the setting, where it once exited 0 having migrated nothing, and nothing is
-    written to the database the deploy meant (the project's own file)."""
+    back to an in-memory SQLite database. Either way the commands that use the
+    database fail in one line naming the setting, where ``db upgrade`` once exited 0
+    having migrated nothing; offline mode (``--sql``) still writes the SQL on 2.x."""
+    import flask_sqlalchemy
+
     write_chain(project, third=None)
     project.write_app(models="", config='del app.config["SQLALCHEMY_DATABASE_URI"]\n')
     run = project.flask if front == "flask" else project.manage
-    for command in (("upgrade",), ("current",), ("stamp", "head")):
+    flask_sqlalchemy_2 = not hasattr(flask_sqlalchemy.SQLAlchemy, "engines")
+    for command in (("upgrade",), ("current",), ("stamp", "head"), ("check",),
+                    ("migrate", "-m", "x"), ("downgrade", "base")):
         proc = run("db", *command, check=False)
-        assert_one_error(proc, "SQLALCHEMY_DATABASE_URI", "is set",
-                         "set SQLALCHEMY_DATABASE_URI", "(for example 'sqlite:///app.db')")
+        if not flask_sqlalchemy_2 and front == "flask":
+            # Flask-SQLAlchemy 3 raises while Flask's CLI imports the application,
+            # before any code of ours runs: Flask prints the traceback (README.rst,
+            # "When a command fails"), whose last line names the setting.
+            assert proc.returncode == 1
+            assert "SQLALCHEMY_DATABASE_URI" in proc.stderr.strip().splitlines()[-1]
+            continue
+        if flask_sqlalchemy_2:
+            assert FLASK_SQLALCHEMY_2_NO_URL_WARNING in proc.stderr
+            lines = proc.stderr.splitlines()
+            at = next(i for i, line in enumerate(lines) if "UserWarning" in line)
+            proc.stderr = "\n".join(lines[:at] + lines[at + 2:])
+        assert_one_error(proc, "SQLALCHEMY_DATABASE_URI",
+                         "set SQLALCHEMY_DATABASE_URI (for example 'sqlite:///app.db')")
+    assert [p.name for p in project.revisions()] == ["r1.py", "r2.py"]
     assert version_rows(project.database) == []
     assert project.database.tables() == set()
-
-
-@pytest.mark.parametrize("front", ["flask", "manage"])
-def test_in_memory_database_is_refused_but_not_offline(project, front):
-    """An in-memory SQLite URL is gone when the command ends: every command that
-    reads or writes the database refuses it in one line; ``--sql`` (offline mode)
-    touches no database and still writes the SQL."""
-    write_chain(project, third=None)
-    project.write_app(models="", config='app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"\n')
-    run = project.flask if front == "flask" else project.manage
-    for command in (("upgrade",), ("downgrade", "base"), ("current",), ("check",),
-                    ("migrate", "-m", "x"), ("status",)):
-        proc = run("db", *command, check=False)
-        assert_one_error(proc, "SQLALCHEMY_DATABASE_URI names an in-memory SQLite database",
-                         code=3 if command == ("status",) else 1)
-    assert [p.name for p in project.revisions()] == ["r1.py", "r2.py"]
-    proc = run("db", "upgrade", "--sql")
-    assert "CREATE TABLE t1" in proc.stdout and "CREATE TABLE t2" in proc.stdout
+    if flask_sqlalchemy_2:
+        proc = run("db", "upgrade", "--sql")
+        assert "CREATE TABLE t1" in proc.stdout and "CREATE TABLE t2" in proc.stdout

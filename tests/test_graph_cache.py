@@ -203,6 +203,28 @@ def test_git_checkout_of_another_branch_is_seen(chain):
         "c005 -> a006 (head), six", "a004 -> c005, step c005", "a003 -> a004, step a004"]
 
 
+@pytest.mark.parametrize("ignored", ["__pycache__/", "*.pyc", "*.py[cod]"])
+def test_no_cache_file_for_git_to_see(chain, ignored):
+    """Whether a project's .gitignore names bytecode by its folder or by its suffix,
+    the cache (and a temporary file left by a killed command) shows nowhere in
+    ``git status``."""
+    project, script_dir, ids = chain
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                              cwd=project.path, check=True, capture_output=True,
+                              text=True, timeout=60).stdout
+
+    (project.path / ".gitignore").write_text(f"{ignored}\n*.db\n")
+    git("init", "-q", "-b", "main")
+    git("add", ".")
+    git("commit", "-q", "-m", "five revisions")
+    assert project.flask("db", "heads").stdout.split() == ["a005", "(head)"]
+    (cache,) = (script_dir / "__pycache__").glob("flask_migrate_compat_revisions.*")
+    cache.with_name(cache.name[:-len(".pyc")] + ".123.abcd.tmp.pyc").write_bytes(b"x")
+    assert git("status", "--porcelain", "--untracked-files=all") == ""
+
+
 def test_version_locations_change_is_seen(chain):
     project, script_dir, ids = chain
     extra = project.path / "more_versions"
