@@ -119,10 +119,13 @@ def list_revisions(revisions: t.Iterable[tuple[str, str | None]]) -> str:
     """``ab12cd ('add users'), ef34gh ('add posts')``: revisions named with their
     message.
 
-    :param revisions: ``(revision id, message or None)`` pairs.
+    :param revisions: ``(revision id, message or None)`` pairs; of a message of
+        several lines (a docstring's first paragraph) only the first is shown.
     """
+    firsts = [(revision, (message or "").strip().split("\n", 1)[0].strip())
+              for revision, message in revisions]
     return ", ".join(
-        f"{revision} ({message!r})" if message else revision for revision, message in revisions
+        f"{revision} ({message!r})" if message else revision for revision, message in firsts
     )
 
 

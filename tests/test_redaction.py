@@ -224,3 +224,14 @@ def test_raw_error_texts_never_show_the_password(password_url, make_project, fro
     # The database saw r1 and r2 only (the failed r3 was rolled back or never ran).
     project.flask("db", "upgrade")
     assert database.version() == ["r2"]
+
+
+def test_revisions_are_named_by_the_first_line_of_their_message():
+    """A head whose docstring's first paragraph spans lines (Revision ID, Revises,
+    Create Date, as some projects' templates write it) is named by its first line,
+    not by a string full of escaped line breaks."""
+    from flask_migrate_compat.errors import list_revisions
+
+    doc = "Revision ID: 0141_remove_unused\nRevises: 0140_x\nCreate Date: 2018-01-01"
+    assert list_revisions([("0141_remove_unused", doc), ("ab12", None), ("cd34", "")]) == (
+        "0141_remove_unused ('Revision ID: 0141_remove_unused'), ab12, cd34")
