@@ -1,4 +1,5 @@
-"""Autogenerate fixes: the PostgreSQL ENUM handling of every new revision.
+"""Autogenerate fixes: the PostgreSQL ENUM handling of every new revision; and the
+differences autogenerate finds, in words (:func:`describe_difference`).
 
 :func:`drop_created_enum_types` is applied by the ``env.py`` templates (it lives in
 the package so that the single-database and the multidb ``env.py`` share it);
@@ -107,3 +108,52 @@ def drop_created_enum_types(dialect: t.Any, upgrade_ops: t.Any, downgrade_ops: t
         if schema:
             quoted = f"{preparer.quote_schema(schema)}.{quoted}"
         downgrade_ops.ops.append(ops.ExecuteSQLOp(f"DROP TYPE IF EXISTS {quoted}"))
+
+
+def describe_difference(diff: t.Any) -> str:
+    """One line, in words, for one of the differences autogenerate found
+    (``compare_metadata``'s, or an operation's ``as_diffs()``).
+
+    :param diff: a difference tuple, or a list of them (column modifications).
+    :returns: e.g. ``column users.email is in the models, not the database``.
+    """
+    if isinstance(diff, list):  # column modifications come grouped
+        return "; ".join(describe_difference(item) for item in diff)
+    kind = diff[0]
+    if kind in ("add_table", "remove_table"):
+        where = "the models, not the database" if kind == "add_table" \
+            else "the database, not the models"
+        return f"table {diff[1].name!r} is in {where}"
+    if kind in ("add_column", "remove_column"):
+        where = "the models, not the database" if kind == "add_column" \
+            else "the database, not the models"
+        return f"column {diff[2]}.{diff[3].name} is in {where}"
+    if kind.startswith("modify_"):
+        _, _schema, table, column, _existing, old, new = diff
+        what = kind[len("modify_"):].replace("_", " ")
+        return f"column {table}.{column}: {what} is {old!r} in the database, {new!r} in the models"
+    if kind in ("add_index", "remove_index", "add_constraint", "remove_constraint",
+                "add_fk", "remove_fk"):
+        obj = diff[1]
+        table = getattr(getattr(obj, "table", None), "name", None) or getattr(obj, "parent", None)
+        where = "the models, not the database" if kind.startswith("add") \
+            else "the database, not the models"
+        noun = {"index": "index", "constraint": "constraint", "fk": "foreign key"}[kind.split("_", 1)[1]]
+        return f"{noun} {obj.name!r} on {table} is in {where}"
+    if kind in ("change_enum_variants", "add_enum_value"):  # alembic-postgresql-enum
+        old, new, columns = diff[1], diff[2], diff[3]
+        where = ", ".join(f"{ref.table_name}.{ref.column_name}" for ref in columns)
+        if sorted(old) == sorted(new):
+            change = "the same values in another order"
+        else:
+            change = "; ".join(
+                f"{', '.join(map(repr, values))} {verb}" for values, verb in (
+                    ([v for v in new if v not in old], "only in the models"),
+                    ([v for v in old if v not in new], "only in the database")) if values)
+        return (f"ENUM of {where or 'no column'}: {change} ({list(old)} in the database, "
+                f"{list(new)} in the models)")
+    if kind in ("create_enum", "drop_enum"):  # alembic-postgresql-enum: (name, schema, values)
+        where = "the models, not the database" if kind == "create_enum" \
+            else "the database, not the models"
+        return f"ENUM type {diff[1]!r} is in {where}"
+    return f"{kind}: {diff[1:]!r}"

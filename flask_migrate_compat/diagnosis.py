@@ -49,6 +49,7 @@ import typing as t
 from flask import current_app
 
 from . import core, legacy
+from .autogen import describe_difference
 from .errors import MigrateError, list_revisions
 from .lock import command_guard
 from .state import get_state, sqlite_file
@@ -590,7 +591,7 @@ def _compare_all(config: t.Any) -> dict[str, t.Any]:
         else:
             # Sorted: Alembic finds removed tables by set difference, whose order
             # changes from one run to the next (hash seed).
-            results[bind] = sorted(_describe(diff)
+            results[bind] = sorted(describe_difference(diff)
                                    for diff in compare_metadata(context, metadata))
         return []
 
@@ -603,50 +604,6 @@ def _compare_all(config: t.Any) -> dict[str, t.Any]:
         reason = f"env.py failed: {core.error_message(exc)}"
         return {bind: results.get(bind, reason) for bind in engines}
     return results
-
-
-def _describe(diff: t.Any) -> str:
-    """One line for one of ``compare_metadata``'s differences."""
-    if isinstance(diff, list):  # column modifications come grouped
-        return "; ".join(_describe(item) for item in diff)
-    kind = diff[0]
-    if kind in ("add_table", "remove_table"):
-        where = "the models, not the database" if kind == "add_table" \
-            else "the database, not the models"
-        return f"table {diff[1].name!r} is in {where}"
-    if kind in ("add_column", "remove_column"):
-        where = "the models, not the database" if kind == "add_column" \
-            else "the database, not the models"
-        return f"column {diff[2]}.{diff[3].name} is in {where}"
-    if kind.startswith("modify_"):
-        _, _schema, table, column, _existing, old, new = diff
-        what = kind[len("modify_"):].replace("_", " ")
-        return f"column {table}.{column}: {what} is {old!r} in the database, {new!r} in the models"
-    if kind in ("add_index", "remove_index", "add_constraint", "remove_constraint",
-                "add_fk", "remove_fk"):
-        obj = diff[1]
-        table = getattr(getattr(obj, "table", None), "name", None) or getattr(obj, "parent", None)
-        where = "the models, not the database" if kind.startswith("add") \
-            else "the database, not the models"
-        noun = {"index": "index", "constraint": "constraint", "fk": "foreign key"}[kind.split("_", 1)[1]]
-        return f"{noun} {obj.name!r} on {table} is in {where}"
-    if kind in ("change_enum_variants", "add_enum_value"):  # alembic-postgresql-enum
-        old, new, columns = diff[1], diff[2], diff[3]
-        where = ", ".join(f"{ref.table_name}.{ref.column_name}" for ref in columns)
-        if sorted(old) == sorted(new):
-            change = "the same values in another order"
-        else:
-            change = "; ".join(
-                f"{', '.join(map(repr, values))} {verb}" for values, verb in (
-                    ([v for v in new if v not in old], "only in the models"),
-                    ([v for v in old if v not in new], "only in the database")) if values)
-        return (f"ENUM of {where or 'no column'}: {change} ({list(old)} in the database, "
-                f"{list(new)} in the models)")
-    if kind in ("create_enum", "drop_enum"):  # alembic-postgresql-enum: (name, schema, values)
-        where = "the models, not the database" if kind == "create_enum" \
-            else "the database, not the models"
-        return f"ENUM type {diff[1]!r} is in {where}"
-    return f"{kind}: {diff[1:]!r}"
 
 
 # -- git: where did the revision go -----------------------------------------------------

@@ -49,7 +49,8 @@ import typing as t
 from flask import current_app
 
 from . import core
-from .diagnosis import Finding, _describe
+from .autogen import describe_difference
+from .diagnosis import Finding
 from .errors import MigrateError, Terminated, describe_database, failed_revision, first_line
 from .readiness import Revision, several_heads_message
 from .state import app_engines, configured_urls, get_state, sqlite_file
@@ -429,7 +430,7 @@ def _models_check(config: t.Any) -> CheckResult:
         logging.disable(previous)
     if not diffs:
         return CheckResult("models", True, "the models match the schema at head")
-    lines = [_describe(diff) for diff in diffs]
+    lines = [describe_difference(diff) for diff in diffs]
     return CheckResult(
         "models", False,
         f"the models differ from the schema at head in {len(lines)} place(s): "
