@@ -812,41 +812,48 @@ def _search_other_branches(revision: str, cwd: str, top: str,
     log = _git(["log", *others, "--no-renames", "--diff-filter=A", "--format=@%H",
                 "--name-only", f"-S{revision}", "--", "."], cwd)
     commit = None
+    found: list[tuple[str, str]] = []  # (commit, path), newest first
     for line in log.splitlines():
         if line.startswith("@"):
             commit = line[1:]
             continue
         path = line.strip()
-        if not path or commit is None:
-            continue
-        if not _defines(_git(["show", f"{commit}:{path}"], top), revision):
-            continue
-        shown = os.path.relpath(os.path.join(top, path))
-        branches = _branches_containing(top, commit)
-        if not branches:
-            return Finding(check, False,
-                           f"revision {revision} is defined by {shown} only in commit "
-                           f"{commit[:7]}, which no branch holds",
-                           fix=f"git checkout {commit[:7]} -- {shown}")
-        named = ", ".join(branches[:3]) + (f" and {len(branches) - 3} more"
-                                           if len(branches) > 3 else "")
-        where = (f"revision {revision} is defined by {shown} only on branch"
-                 f"{'es' if len(branches) > 1 else ''} {named} (added in commit "
-                 f"{commit[:7]}), not in the checked-out branch's history")
-        if _has_commits(top) and not _related(top, commit):
-            # Another history altogether (a rewrite, a second edition): merging it
-            # would fail, or bring in a different project.
-            return Finding(
-                check, False,
-                f"{where}, and that history shares no commit with the checked-out one: "
-                "the database was migrated from that other history",
-                fix=(f"use a database of this history, or check out {branches[0]} to "
-                     "work with this one (do not merge: the histories are unrelated)"),
-            )
-        return Finding(check, False, where,
-                       fix=f"git merge {branches[0]} (or: git checkout {branches[0]} "
-                           f"-- {shown})")
-    return None
+        if path and commit is not None and _defines(_git(["show", f"{commit}:{path}"], top),
+                                                    revision):
+            found.append((commit, path))
+    if not found:
+        return None
+    # A commit of the checked-out history's own line (a later commit of this branch)
+    # before one of an unrelated history (another edition of the project) that also
+    # added the file: the newest commit alone may belong to either.
+    related = _has_commits(top) and next(
+        ((c, p) for c, p in found[:20] if _related(top, c)), None)
+    commit, path = related or found[0]
+    shown = os.path.relpath(os.path.join(top, path))
+    branches = _branches_containing(top, commit)
+    if not branches:
+        return Finding(check, False,
+                       f"revision {revision} is defined by {shown} only in commit "
+                       f"{commit[:7]}, which no branch holds",
+                       fix=f"git checkout {commit[:7]} -- {shown}")
+    named = ", ".join(branches[:3]) + (f" and {len(branches) - 3} more"
+                                       if len(branches) > 3 else "")
+    where = (f"revision {revision} is defined by {shown} only on branch"
+             f"{'es' if len(branches) > 1 else ''} {named} (added in commit "
+             f"{commit[:7]}), not in the checked-out branch's history")
+    if _has_commits(top) and not _related(top, commit):
+        # Another history altogether (a rewrite, a second edition): merging it
+        # would fail, or bring in a different project.
+        return Finding(
+            check, False,
+            f"{where}, and that history shares no commit with the checked-out one: "
+            "the database was migrated from that other history",
+            fix=(f"use a database of this history, or check out {branches[0]} to "
+                 "work with this one (do not merge: the histories are unrelated)"),
+        )
+    return Finding(check, False, where,
+                   fix=f"git merge {branches[0]} (or: git checkout {branches[0]} "
+                       f"-- {shown})")
 
 
 def _branches_containing(top: str, commit: str) -> list[str]:

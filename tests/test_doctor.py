@@ -90,6 +90,38 @@ def test_blames_the_checked_out_branch_before_an_unrelated_history(make_database
     assert snapshot(database) == before
 
 
+def test_prefers_a_later_commit_of_this_line_to_an_unrelated_history(make_database,
+                                                                     make_project):
+    """An older commit of main is checked out (before a2 was added), and both main's
+    later commit and a newer, unrelated history (a second edition) add a2's file:
+    main is named, with the merge, and the other history is not (seen on flasky)."""
+    project, database = new_project(make_database, make_project, "sqlite",
+                                    models=MODELS_USERS)
+    write_revision(project, "a1", None, "users")
+    git(project, "init", "-q", "-b", "main")
+    old = commit_all(project, "a1")
+    write_revision(project, "a2", "a1", "email")
+    commit_all(project, "a2")
+    project.flask("db", "upgrade")
+    git(project, "checkout", "-q", "--orphan", "second-edition")
+    git(project, "rm", "-rq", "--cached", ".")
+    write_revision(project, "a2", "a1", "email", message="second edition")
+    git(project, "add", "migrations/versions/a2_email.py")
+    git(project, "commit", "-q", "-m", "Second edition, chapter 1")
+    git(project, "clean", "-fdq", "migrations/versions")
+    git(project, "checkout", "-q", "-f", old)
+    assert not (project.path / "migrations/versions/a2_email.py").exists()
+    before = snapshot(database)
+    for front in FRONTS:
+        proc = db_cmd(project, front, "doctor")
+        assert proc.returncode == 1, output(proc)
+        assert "only on branch main (added in commit" in proc.stdout, proc.stdout
+        assert "git merge main" in proc.stdout
+        assert "second-edition" not in proc.stdout
+        assert "shares no commit" not in proc.stdout
+    assert snapshot(database) == before
+
+
 def test_names_a_related_branch_and_merges_it(make_database, make_project):
     """A feature branch forked from the checked-out one adds the file: merging it is
     the fix, and the symbolic ref origin/HEAD is not listed as a branch."""
