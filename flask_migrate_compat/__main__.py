@@ -83,7 +83,12 @@ def modernize_main(argv: t.Sequence[str] | None = None,
     for file_result in result.files:
         if options.diff and file_result.diff:
             sys.stdout.write(file_result.diff)
-    for line in result.report():
+    import shlex
+
+    command = prog_name or "python -m flask_migrate_compat modernize"
+    if options.directory != "migrations":
+        command += f" -d {shlex.quote(options.directory)}"
+    for line in result.report(command=command):
         print(line)
     return result.exit_code
 

@@ -187,9 +187,14 @@ class Modernization:
         left = self.todos if self.write else self.findings
         return 1 if left or self.problems else 0
 
-    def report(self) -> list[str]:
+    def report(self, command: str = "db modernize") -> list[str]:
         """The text of ``db modernize``: a line per finding (or per file rewritten
-        and per TODO left), a line per file with a problem, and a summary line."""
+        and per TODO left), a line per file with a problem, and a summary line.
+
+        :param command: how the user runs this command, for the summary's advice
+            (``python -m flask_migrate_compat modernize`` when it ran without the
+            application).
+        """
         lines: list[str] = []
         for result in self.files:
             if result.problem:
@@ -216,7 +221,7 @@ class Modernization:
                 f"{_plural(len(self.findings), 'SQLAlchemy 1.x idiom')} in "
                 f"{_plural(len(files), 'revision file')}"
                 + (f" ({len(self.todos)} to finish by hand)" if self.todos else "")
-                + ": run 'db modernize --write' to rewrite them, review the diff, commit"
+                + f": run '{command} --write' to rewrite them, review the diff, commit"
             )
         elif not self.problems:
             lines.append(f"No SQLAlchemy 1.x idiom in {_plural(len(self.files), 'revision file')}")

@@ -609,6 +609,10 @@ def test_without_the_application(tmp_path):
     listed = run()
     assert listed.returncode == 1 and listed.stderr == ""
     assert listed.stdout.splitlines()[-1].startswith("22 SQLAlchemy 1.x idioms in 1 revision file")
+    # The advice names this command, which runs without the application, not db modernize.
+    assert listed.stdout.splitlines()[-1].endswith(
+        ": run 'flask-migrate-compat modernize --write' to rewrite them, review the diff, "
+        "commit")
     assert fill.read_text() == FILL_SHADES
     written = run("--write")
     assert written.returncode == 0, written.stdout + written.stderr
