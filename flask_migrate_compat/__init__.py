@@ -6,8 +6,9 @@ A drop-in for Flask-Migrate: ``from flask_migrate_compat import Migrate,
 MigrateCommand``.
 
 Every public name is loaded on first use (PEP 562): the import hook that this package
-installs through a ``.pth`` file imports ``flask_migrate_compat._import_hook`` at every
-interpreter start, so this file must import nothing. Alembic is loaded when a command
+installs through a ``.pth`` file imports ``flask_migrate_compat._import_hook`` at
+interpreter start wherever Flask-Script is on ``sys.path``, so this file must import
+nothing. Alembic is loaded when a command
 runs, and Flask-Script (with its compatibility shims) when ``MigrateCommand`` or one of
 Flask-Script's names is first used.
 """

@@ -1,17 +1,27 @@
 """Import hook that applies the Flask-Script shims whenever ``flask_script`` is imported.
 
-``flask_migrate_compat.pth`` (installed at the root of site-packages) imports this
-module and calls :func:`at_start_up` at every interpreter start, which installs the
-finder unless the environment variable ``FLASK_MIGRATE_COMPAT_NO_HOOK`` is set to
-anything but ``0``. A legacy
-``manage.py`` usually imports ``flask_script`` before anything of ours, so the shims
-cannot wait for ``from flask_migrate_compat import MigrateCommand``.
+``flask_migrate_compat.pth`` (installed at the root of site-packages) runs at every
+interpreter start. When a ``flask_script`` package is in one of the ``sys.path``
+folders known then (the site-packages folder of the ``.pth``, those processed before
+it, ``PYTHONPATH``), it imports this module and calls :func:`at_start_up`, which
+installs the finder unless the environment variable ``FLASK_MIGRATE_COMPAT_NO_HOOK`` is
+set to anything but ``0``. A legacy ``manage.py`` usually imports ``flask_script``
+before anything of ours, so the shims cannot wait for ``from flask_migrate_compat
+import MigrateCommand``.
 
-Start-up cost is what matters here: this module imports nothing but ``sys`` (already
-loaded), defines two small classes and puts one finder on ``sys.meta_path``. Flask and the
-shims (:mod:`flask_migrate_compat._flask_script_compat`) are loaded only when
-``flask_script`` itself is imported. No ``importlib.abc`` base classes: the import
-system only needs the methods.
+Start-up cost is what matters here, at every start of every Python program of the
+environment. Without Flask-Script the ``.pth`` line costs one compile of itself and one
+``os.access`` per ``sys.path`` folder, and nothing of ours is imported (figures in the
+README, "Speed"). A ``flask_script`` found anywhere else (a copy next to ``manage.py``,
+whose folder joins ``sys.path`` after the ``.pth`` ran) gets the shims from ``from
+flask_migrate_compat import ...`` before ``import flask_script``, or from ``python -m
+flask_migrate_compat manage.py``.
+
+When installed, this module imports nothing but ``sys`` (already loaded), defines two
+small classes and puts one finder on ``sys.meta_path``. Flask and the shims
+(:mod:`flask_migrate_compat._flask_script_compat`) are loaded only when ``flask_script``
+itself is imported. No ``importlib.abc`` base classes: the import system only needs the
+methods.
 """
 import sys
 
@@ -93,13 +103,16 @@ class ShimmingLoader:
 
 
 def at_start_up() -> bool:
-    """What ``flask_migrate_compat.pth`` runs at every interpreter start: :func:`install`,
-    unless ``FLASK_MIGRATE_COMPAT_NO_HOOK`` is set to anything but ``0``.
+    """What ``flask_migrate_compat.pth`` runs at interpreter start when a ``flask_script``
+    package is on ``sys.path``: :func:`install`, unless ``FLASK_MIGRATE_COMPAT_NO_HOOK``
+    is set to anything but ``0``.
 
-    The ``.pth`` line is one ``exec`` of a three-line string (``site`` runs only lines
-    that start with ``import``, and a stale ``.pth`` whose package was removed must stay
-    silent, hence the ``try``); everything else is here, compiled once into this
-    module's bytecode instead of at every start.
+    The ``.pth`` line is that check, then one ``exec`` of a three-line string (``site``
+    runs only lines that start with ``import``, and a stale ``.pth`` whose package was
+    removed must stay silent, hence the ``try``); everything else is here, compiled
+    once into this module's bytecode instead of at every start (``site`` compiles the
+    ``.pth`` line at every start, and twice in a Python 3.11 virtual environment, which
+    processes its site-packages twice: the line stays short).
 
     Returns:
         bool: True if installed now.

@@ -397,6 +397,17 @@ class ManagerGroup(click.Group):
         return None if kind is None else Placeholder(self.root, name, kind)
 
 
+def group_command_names(group: click.Group) -> set[str]:
+    """Every command name of a Click group, the commands a lazy group (``flask db``,
+    :class:`.cli.LazyGroup`) has not built yet included: ``group.commands`` holds only
+    those added to it.
+
+    :param group: the Click group.
+    :returns: the names ``group.list_commands`` gives.
+    """
+    return set(group.list_commands(click.Context(group, info_name=group.name)))
+
+
 class MigrateGroup(click.Group):
     """``flask db`` (the group Migrate registered, or the ``MigrateCommand``'s own
     Click group: ``base``) with the commands an application added to ``MigrateCommand``
@@ -419,8 +430,8 @@ class MigrateGroup(click.Group):
             entry = _resolve(self.root, self.path)[0]
         except click.UsageError:
             return []
-        return [name for name in getattr(entry, "_commands", {})
-                if name not in self.base.commands]
+        base = group_command_names(self.base)
+        return [name for name in getattr(entry, "_commands", {}) if name not in base]
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*self.base.list_commands(ctx), *self._added()})
@@ -495,7 +506,7 @@ def _register(app: Flask, root: t.Any, name: str, skipped: dict[str, str]) -> No
             skipped[name] = (f"'flask {name}' is Flask's own command, and the application "
                              f"has its own 'flask {alias}'")
     elif kind == MIGRATE and isinstance(existing or command, click.Group) and any(
-            added not in command.commands
+            added not in group_command_names(command)
             for added in getattr(root._commands[name], "_commands", {})):
         # 'flask db' (Migrate's, or the MigrateCommand's own group), plus the commands the
         # application added to MigrateCommand itself (@MigrateCommand.command).

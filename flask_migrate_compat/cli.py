@@ -4,7 +4,9 @@ Every command and option of Flask-Migrate 4.1's ``flask db`` exists here with th
 name, short flag and default. Each command only resolves the group-level options and
 calls the matching function of :mod:`.core`; the Flask-Script front end
 (:mod:`.script`) is generated from these definitions, so this file is the single place
-where a command's interface is declared.
+where a command's interface is declared. ``db`` is a :class:`LazyGroup`: a command's
+options and Click objects are created when it runs (``flask db upgrade`` builds
+``upgrade`` only), and the help listing builds none.
 
 Exit codes: 0 on success, 1 when the command fails (one ``Error: ...`` line on
 stderr), 2 for a usage error (Click's own).
@@ -120,7 +122,92 @@ def _version_table_options(f: _F) -> _F:
     return f
 
 
-@click.group()
+#: ``ctx.meta`` flag set while :meth:`LazyGroup.format_commands` lists the commands.
+_LISTING_KEY = "flask_migrate_compat.listing_commands"
+
+
+class LazyGroup(click.Group):
+    """A Click group whose commands are built when they are asked for by name (Click's
+    lazy-loading pattern: :meth:`list_commands` names them all, :meth:`get_command`
+    builds one).
+
+    A command is declared with :meth:`lazy_command`: its callback is an ordinary
+    function and its decorators (options, arguments, ``with_appcontext``) wait in
+    :attr:`lazy`, so ``flask db upgrade`` creates the options of ``upgrade`` only, not
+    the ~90 of every command. The help listing (``flask db --help``, ``flask db``)
+    builds none: each command's short help comes from its callback's docstring,
+    which is the help of the command once built (``tests/test_cli_commands.py`` checks
+    that both agree). Commands added with :meth:`add_command` (an application's own
+    ``flask db`` commands) are in :attr:`commands` as in any Click group, and win over a
+    lazy command of the same name.
+    """
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: name -> (callback, decorators top to bottom), in declaration order: the
+        #: table of this group's commands.
+        self.lazy: dict[str, tuple[t.Callable[..., t.Any], tuple[t.Callable, ...]]] = {}
+        self._built: dict[str, click.Command] = {}
+
+    def lazy_command(self, *decorators: t.Callable[[t.Any], t.Any],
+                     name: str | None = None) -> t.Callable[[_F], _F]:
+        """Declare a command without building it.
+
+        :param decorators: what would be stacked above the function, top first
+            (``click.option(...)``, ``click.argument(...)``, ``with_appcontext``).
+        :param name: the command's name; default the function's name with ``_`` as
+            ``-``.
+        :returns: a decorator that records the function and returns it unchanged.
+        """
+        def declare(f: _F) -> _F:
+            self.lazy[name or f.__name__.replace("_", "-")] = (f, decorators)
+            return f
+
+        return declare
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.lazy, *self.commands})
+
+    def declared_commands(self) -> list[str]:
+        """The command names in the order they were declared (lazy ones first, then
+        those added with :meth:`add_command`): the Flask-Script front end lists them
+        so."""
+        return list(dict.fromkeys([*self.lazy, *self.commands]))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = self.commands.get(cmd_name)
+        if command is not None or cmd_name not in self.lazy:
+            return command
+        if ctx.meta.get(_LISTING_KEY) and cmd_name not in self._built:
+            # The help listing needs a short help only: a bare command holding the
+            # callback's docstring gives it, as Click words it, without the options.
+            return click.Command(cmd_name, help=self.lazy[cmd_name][0].__doc__)
+        return self.build(cmd_name)
+
+    def build(self, name: str) -> click.Command:
+        """The command declared as ``name``, built on first use (then kept).
+
+        :raises KeyError: no lazy command of that name.
+        """
+        command = self._built.get(name)
+        if command is None:
+            f, decorators = self.lazy[name]
+            for decorator in reversed(decorators):
+                f = decorator(f)
+            command = self._built[name] = click.command(name)(f)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Click's own listing (layout, widths, hidden commands), with get_command
+        # answering stand-ins for the commands not built.
+        ctx.meta[_LISTING_KEY] = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            del ctx.meta[_LISTING_KEY]
+
+
+@click.group(cls=LazyGroup)
 @directory_option
 @x_arg_option
 @click.pass_context
@@ -276,191 +363,205 @@ def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
     caught.clear()
 
 
-@db.command()
-@with_appcontext
+@db.lazy_command(with_appcontext)
 def list_templates() -> None:
     """List the available script directory templates."""
     _run(core.list_templates)
 
 
-@db.command()
-@directory_option
-@click.option("--multidb", is_flag=True, help="Use the multiple-database template.")
-@click.option(
-    "-t", "--template", default=None,
-    help='Template name or path to a template folder (default: "flask").',
+@db.lazy_command(
+    directory_option,
+    click.option("--multidb", is_flag=True, help="Use the multiple-database template."),
+    click.option(
+        "-t", "--template", default=None,
+        help='Template name or path to a template folder (default: "flask").',
+    ),
+    click.option(
+        "--package", is_flag=True,
+        help="Write empty __init__.py files into the environment and version folders.",
+    ),
+    with_appcontext,
 )
-@click.option(
-    "--package", is_flag=True,
-    help="Write empty __init__.py files into the environment and version folders.",
-)
-@with_appcontext
 def init(**kwargs: t.Any) -> None:
     """Create a new migration script directory."""
     _run(core.init, **kwargs)
 
 
-@db.command()
-@directory_option
-@_new_revision_options
-@click.option(
-    "--autogenerate", is_flag=True,
-    help="Fill the revision with the differences between the models and the database.",
+@db.lazy_command(
+    directory_option,
+    _new_revision_options,
+    click.option(
+        "--autogenerate", is_flag=True,
+        help="Fill the revision with the differences between the models and the database.",
+    ),
+    with_appcontext,
 )
-@with_appcontext
 def revision(**kwargs: t.Any) -> None:
     """Create a new revision script."""
     _run(core.revision, ask=terminal_asker(), **kwargs)
 
 
-@db.command()
-@directory_option
-@_new_revision_options
-@x_arg_option
-@with_appcontext
+@db.lazy_command(
+    directory_option,
+    _new_revision_options,
+    x_arg_option,
+    with_appcontext,
+)
 def migrate(**kwargs: t.Any) -> None:
     """Autogenerate a new revision script (alias for 'revision --autogenerate')."""
     _run(core.migrate, ask=terminal_asker(), **kwargs)
 
 
-@db.command()
-@directory_option
-@click.argument("revision", default="head")
-@with_appcontext
+@db.lazy_command(
+    directory_option,
+    click.argument("revision", default="head"),
+    with_appcontext,
+)
 def edit(**kwargs: t.Any) -> None:
     """Open a revision script in $EDITOR."""
     _run(core.edit, **kwargs)
 
 
-@db.command()
-@directory_option
-@message_option
-@branch_label_option
-@rev_id_option
-@click.argument("revisions", nargs=-1)
-@with_appcontext
+@db.lazy_command(
+    directory_option,
+    message_option,
+    branch_label_option,
+    rev_id_option,
+    click.argument("revisions", nargs=-1),
+    with_appcontext,
+)
 def merge(**kwargs: t.Any) -> None:
     """Merge revisions (usually two heads) into a new merge point revision."""
     _run(core.merge, **kwargs)
 
 
-@db.command()
-@directory_option
-@sql_option
-@tag_option
-@x_arg_option
-@_version_table_options
-@quiet_option
-@click.argument("revision", default="head")
-@with_appcontext
+@db.lazy_command(
+    directory_option,
+    sql_option,
+    tag_option,
+    x_arg_option,
+    _version_table_options,
+    quiet_option,
+    click.argument("revision", default="head"),
+    with_appcontext,
+)
 def upgrade(**kwargs: t.Any) -> None:
     """Upgrade the database to a later revision (default: head)."""
     _run(core.upgrade, **kwargs)
 
 
-@db.command()
-@directory_option
-@sql_option
-@tag_option
-@x_arg_option
-@_version_table_options
-@quiet_option
-@click.argument("revision", default="-1")
-@with_appcontext
+@db.lazy_command(
+    directory_option,
+    sql_option,
+    tag_option,
+    x_arg_option,
+    _version_table_options,
+    quiet_option,
+    click.argument("revision", default="-1"),
+    with_appcontext,
+)
 def downgrade(**kwargs: t.Any) -> None:
     """Revert the database to an earlier revision (default: one step back)."""
     _run(core.downgrade, **kwargs)
 
 
-@db.command()
-@directory_option
-@click.argument("revision", default="head")
-@with_appcontext
+@db.lazy_command(
+    directory_option,
+    click.argument("revision", default="head"),
+    with_appcontext,
+)
 def show(**kwargs: t.Any) -> None:
     """Show the revision denoted by the given symbol."""
     _run(core.show, **kwargs)
 
 
-@db.command()
-@directory_option
-@click.option(
-    "-r", "--rev-range", default=None,
-    help="Range of revisions to list, as [start]:[end].",
+@db.lazy_command(
+    directory_option,
+    click.option(
+        "-r", "--rev-range", default=None,
+        help="Range of revisions to list, as [start]:[end].",
+    ),
+    verbose_option,
+    click.option(
+        "-i", "--indicate-current", is_flag=True,
+        help="Mark the database's current revision (connects to the database).",
+    ),
+    with_appcontext,
 )
-@verbose_option
-@click.option(
-    "-i", "--indicate-current", is_flag=True,
-    help="Mark the database's current revision (connects to the database).",
-)
-@with_appcontext
 def history(**kwargs: t.Any) -> None:
     """List the revision scripts in chronological order."""
     _run(core.history, **kwargs)
 
 
-@db.command()
-@directory_option
-@verbose_option
-@click.option(
-    "--resolve-dependencies", is_flag=True,
-    help="Treat dependency revisions as down revisions.",
+@db.lazy_command(
+    directory_option,
+    verbose_option,
+    click.option(
+        "--resolve-dependencies", is_flag=True,
+        help="Treat dependency revisions as down revisions.",
+    ),
+    with_appcontext,
 )
-@with_appcontext
 def heads(**kwargs: t.Any) -> None:
     """Show the current heads of the script directory."""
     _run(core.heads, **kwargs)
 
 
-@db.command()
-@directory_option
-@verbose_option
-@with_appcontext
+@db.lazy_command(
+    directory_option,
+    verbose_option,
+    with_appcontext,
+)
 def branches(**kwargs: t.Any) -> None:
     """Show the branch points of the script directory."""
     _run(core.branches, **kwargs)
 
 
-@db.command()
-@directory_option
-@verbose_option
-@click.option(
-    "--check-heads", is_flag=True,
-    help="Exit with code 1 (one line) when a database is not at the head(s).",
+@db.lazy_command(
+    directory_option,
+    verbose_option,
+    click.option(
+        "--check-heads", is_flag=True,
+        help="Exit with code 1 (one line) when a database is not at the head(s).",
+    ),
+    with_appcontext,
 )
-@with_appcontext
 def current(**kwargs: t.Any) -> None:
     """Show the current revision of each database."""
     _run(core.current, **kwargs)
 
 
-@db.command()
-@directory_option
-@sql_option
-@tag_option
-@click.option(
-    "--purge", is_flag=True,
-    help="Empty the version table before stamping.",
+@db.lazy_command(
+    directory_option,
+    sql_option,
+    tag_option,
+    click.option(
+        "--purge", is_flag=True,
+        help="Empty the version table before stamping.",
+    ),
+    _version_table_options,
+    click.argument("revision", default="head"),
+    with_appcontext,
 )
-@_version_table_options
-@click.argument("revision", default="head")
-@with_appcontext
 def stamp(**kwargs: t.Any) -> None:
     """Set the version table to a revision without running any migration."""
     _run(core.stamp, **kwargs)
 
 
-@db.command()
-@directory_option
-@with_appcontext
+@db.lazy_command(
+    directory_option,
+    with_appcontext,
+)
 def check(**kwargs: t.Any) -> None:
     """Exit with code 1 when the models differ from the database (no new revision)."""
     _run(core.check, **kwargs)
 
 
-@db.command()
-@directory_option
-@json_option
-@with_appcontext
+@db.lazy_command(
+    directory_option,
+    json_option,
+    with_appcontext,
+)
 def status(as_json: bool, **kwargs: t.Any) -> None:
     """Compare each database with the head(s); exit 0 at head, 1 pending, 3 blocked.
 
@@ -524,14 +625,17 @@ def format_status(result: t.Any) -> list[str]:
     return lines
 
 
-@db.command()
-@directory_option
-@click.option("--fix", is_flag=True,
-              help="Apply the repairs proven safe (stamp head when the schema matches "
-                   "the models), under the migration lock; asks first.")
-@click.option("-y", "--yes", is_flag=True, help="With --fix: do not ask before changing.")
-@json_option
-@with_appcontext
+@db.lazy_command(
+    directory_option,
+    click.option(
+        "--fix", is_flag=True,
+        help="Apply the repairs proven safe (stamp head when the schema matches "
+             "the models), under the migration lock; asks first.",
+    ),
+    click.option("-y", "--yes", is_flag=True, help="With --fix: do not ask before changing."),
+    json_option,
+    with_appcontext,
+)
 def doctor(as_json: bool, yes: bool, fix: bool, **kwargs: t.Any) -> None:
     """Diagnose the migrations and the databases; exit 1 when something is broken.
 
@@ -589,15 +693,20 @@ def doctor(as_json: bool, yes: bool, fix: bool, **kwargs: t.Any) -> None:
 # -- db modernize ---------------------------------------------------------------------
 
 
-@db.command()
-@directory_option
-@click.option("--write", is_flag=True,
-              help="Rewrite the revision files into their SQLAlchemy 2 form (keeps their "
-                   "formatting and comments; what cannot be rewritten gets a TODO).")
-@click.option("--diff", is_flag=True,
-              help="Show the rewrite as a unified diff (with --write: what was written).")
-@json_option
-@with_appcontext
+@db.lazy_command(
+    directory_option,
+    click.option(
+        "--write", is_flag=True,
+        help="Rewrite the revision files into their SQLAlchemy 2 form (keeps their "
+             "formatting and comments; what cannot be rewritten gets a TODO).",
+    ),
+    click.option(
+        "--diff", is_flag=True,
+        help="Show the rewrite as a unified diff (with --write: what was written).",
+    ),
+    json_option,
+    with_appcontext,
+)
 def modernize(as_json: bool, **kwargs: t.Any) -> None:
     """List the SQLAlchemy 1.x idioms of the revision files; exit 1 when there is any.
 
@@ -622,27 +731,29 @@ def modernize(as_json: bool, **kwargs: t.Any) -> None:
 # -- db test ------------------------------------------------------------------------------
 
 
-@db.command("test")
-@directory_option
-@x_arg_option
-@click.option(
-    "--only", "checks", multiple=True,
-    type=click.Choice(("heads", "files", "upgrade", "stairway", "models")),
-    help="Run only this check (repeatable): heads, files, upgrade, stairway, models.",
+@db.lazy_command(
+    directory_option,
+    x_arg_option,
+    click.option(
+        "--only", "checks", multiple=True,
+        type=click.Choice(("heads", "files", "upgrade", "stairway", "models")),
+        help="Run only this check (repeatable): heads, files, upgrade, stairway, models.",
+    ),
+    click.option(
+        "--stairway-from", default=None, metavar="REVISION",
+        help="Run the stairway (upgrade, downgrade, upgrade) from this revision on; the "
+             "older revisions are only upgraded.",
+    ),
+    click.option(
+        "--url", multiple=True, metavar="[BIND=]URL",
+        help="An empty database to use instead of a temporary one (left empty); "
+             "BIND=URL for a bind. Repeatable.",
+    ),
+    quiet_option,
+    json_option,
+    with_appcontext,
+    name="test",
 )
-@click.option(
-    "--stairway-from", default=None, metavar="REVISION",
-    help="Run the stairway (upgrade, downgrade, upgrade) from this revision on; the "
-         "older revisions are only upgraded.",
-)
-@click.option(
-    "--url", multiple=True, metavar="[BIND=]URL",
-    help="An empty database to use instead of a temporary one (left empty); "
-         "BIND=URL for a bind. Repeatable.",
-)
-@quiet_option
-@json_option
-@with_appcontext
 def test_command(as_json: bool, quiet: bool, checks: tuple[str, ...], **kwargs: t.Any) -> None:
     """Prove the migrations on a scratch database; exit 0 when all checks pass, 1 if not.
 

@@ -922,7 +922,7 @@ class _Writer:
         migrate_added = [added for _, entry, _ in self.entries
                          if bridge.entry_kind(entry, script.flask_script) == bridge.MIGRATE
                          for name, added in entry._commands.items()
-                         if name not in entry.click_group.commands]
+                         if name not in bridge.group_command_names(entry.click_group)]
         for entry in [e for _, e, _ in self.entries] + migrate_added:
             func = _function_of(entry)
             if func is not None and script.owns(func) and _unconvertible(entry, script) is None:
@@ -1049,8 +1049,9 @@ class _Writer:
         """The commands the script added to ``MigrateCommand`` (``@MigrateCommand.command``,
         run as ``manage.py db create``) become commands of ``flask db``."""
         self.migrate_paths.add(path)
+        click_names = bridge.group_command_names(migrate.click_group)
         for name, entry in migrate._commands.items():
-            if name not in migrate.click_group.commands:
+            if name not in click_names:
                 if bridge.entry_kind(entry, self.script.flask_script) == bridge.COMMAND:
                     self._command((*path, name), entry, migrate, "click")
                 else:

@@ -148,10 +148,10 @@ def invoke(
     :param values: raw values of the sub-command's parameters the user gave.
     :returns: the exit code: 0, 1 for a failed command, 2 for a usage error.
     """
-    command = group.commands[name]
     try:
         with click.Context(group, info_name=group.name,
                            auto_envvar_prefix=_envvar_prefix()) as group_ctx:
+            command = group.get_command(group_ctx, name)
             group_params = resolve_params(group_ctx, group_values)
             with click.Context(command, info_name=name, parent=group_ctx) as ctx:
                 params = resolve_params(ctx, values)
@@ -166,6 +166,22 @@ def invoke(
         click.echo("Aborted!", err=True)
         return 1
     return 0
+
+
+def command_names(group: click.Group, ctx: click.Context) -> list[str]:
+    """A Click group's command names in the order Flask-Script's help lists them: the
+    order they were declared (:meth:`.cli.LazyGroup.declared_commands`, or a plain
+    group's :attr:`~click.Group.commands`), then any other name
+    :meth:`~click.Group.list_commands` gives (a lazy group of another kind).
+
+    :param group: the Click group.
+    :param ctx: a context of that group.
+    :returns: every name ``group.list_commands(ctx)`` returns, each once.
+    """
+    declared = getattr(group, "declared_commands", None)
+    order = declared() if declared is not None else list(group.commands)
+    listed = group.list_commands(ctx)
+    return [*(n for n in order if n in listed), *(n for n in listed if n not in order)]
 
 
 def make_migrate_command(script: types.ModuleType | None = None,
@@ -210,8 +226,9 @@ def make_migrate_command(script: types.ModuleType | None = None,
                 args, kwargs = argparse_spec(param)
                 kwargs["dest"] = GROUP_DEST_PREFIX + kwargs["dest"]
                 self.add_option(*args, **kwargs)
-            for name, command in group.commands.items():
-                self.add_command(name, ClickCommand(self, name, command))
+            ctx = click.Context(group, info_name=group.name)
+            for name in command_names(group, ctx):
+                self.add_command(name, ClickCommand(self, name, group.get_command(ctx, name)))
 
         def __call__(self, app: t.Any = None, **group_values: t.Any) -> t.Any:
             # Flask-Script hands a sub-manager its options here and passes what this

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import shutil
 
+import click
+import pytest
 import sqlalchemy as sa
 
 from conftest import REPO, MODELS_V2, assert_one_error, init_migrations, output
+from flask_migrate_compat.cli import LazyGroup
+from flask_migrate_compat.cli import db as db_group
 
 TEMPLATES = REPO / "flask_migrate_compat" / "templates"
 
@@ -295,3 +299,70 @@ def test_branch_labels_version_paths_and_dependencies(project):
     # The label names the branch: only lib1 is applied.
     project.flask("db", "upgrade", "lib@head")
     assert project.database.version() == ["lib1"]
+
+
+# -- the lazy group: only the command that runs is built -----------------------------
+
+# ``flask`` itself, reporting at exit which commands of ``flask db`` were built.
+BUILT_PROBE = '''\
+import atexit
+import sys
+
+from flask.cli import main
+from flask_migrate_compat.cli import db
+
+atexit.register(lambda: print("built:", ",".join(sorted(db._built)), file=sys.stderr))
+sys.argv[0] = "flask"
+main()
+'''
+
+
+def built(proc) -> list[str]:
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("built:"), proc.stderr
+    return [name for name in line[len("built:"):].strip().split(",") if name]
+
+
+def test_help_lists_every_command_and_builds_none(project):
+    project.write("probe.py", BUILT_PROBE)
+    names = db_group.list_commands(click.Context(db_group))
+    assert len(names) == 19
+
+    proc = project.run("probe.py", "db", "--help", env={"COLUMNS": "80"})
+    assert built(proc) == []
+    listing = proc.stdout.split("Commands:\n", 1)[1].splitlines()
+    assert [line.split()[0] for line in listing] == names
+    assert "  upgrade         Upgrade the database to a later revision (default: head)." \
+        in listing
+    # 'flask db' alone: the same help, on stderr, exit code 2 (Click's usage error).
+    bare = project.run("probe.py", "db", check=False, env={"COLUMNS": "80"})
+    assert bare.returncode == 2
+    assert built(bare) == []
+    assert bare.stderr.startswith(proc.stdout)
+
+    project.flask("db", "init")
+    assert built(project.run("probe.py", "db", "upgrade")) == ["upgrade"]
+    assert built(project.run("probe.py", "db", "current", "--help")) == ["current"]
+    unknown = project.run("probe.py", "db", "nosuch", check=False)
+    assert unknown.returncode == 2 and built(unknown) == []
+
+
+@pytest.mark.parametrize("width", [30, 50, 80, 120, 200])
+def test_listed_short_help_is_the_built_commands(width):
+    """The listing takes each short help from the callback's docstring without building
+    the command: it must read as the built command's get_short_help_str(), at every
+    width (Click shortens it to fit)."""
+    lazy = LazyGroup("db", params=db_group.params, help=db_group.help)
+    lazy.lazy.update(db_group.lazy)
+    text = lazy.get_help(click.Context(lazy, info_name="db", terminal_width=width))
+    assert lazy._built == {}
+    built_commands = {name: lazy.build(name) for name in lazy.lazy}
+    eager = click.Group("db", params=db_group.params, help=db_group.help,
+                        commands=built_commands)
+    assert text == eager.get_help(click.Context(eager, info_name="db", terminal_width=width))
+    longest = max(map(len, built_commands))
+    for name, command in built_commands.items():
+        assert not command.hidden
+        if width >= 80:  # narrower, Click wraps a row over two lines
+            row = f"  {name:{longest}}  {command.get_short_help_str(width - 6 - longest)}"
+            assert row in text.splitlines()

@@ -77,6 +77,13 @@ if __name__ == "__main__":
 '''
 
 
+WITHOUT_FLASK_SCRIPT = "wheel-without-flask-script"
+# The finders of ours on sys.meta_path, and the modules of ours loaded, at start-up.
+HOOK_PROBE = ("import sys; print([type(f).__name__ for f in sys.meta_path]"
+              ".count('FlaskScriptFinder'), "
+              "sorted(m for m in sys.modules if m.startswith('flask_migrate_compat')))")
+
+
 def clean_env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("FLASK_", "PIP_REQUIRE", "VIRTUAL_ENV"))
@@ -146,15 +153,17 @@ def _run(args, cwd=None, env=None, timeout=120, **kwargs):
 
 @pytest.fixture(scope="session")
 def venvs(tmp_path_factory, dists, wheelhouse):
-    """Factory: ``venvs(kind)`` for kind in wheel, sdist, editable; built once each."""
+    """Factory: ``venvs(kind)`` for kind in wheel, sdist, editable, and
+    wheel-without-flask-script (the wheel and its dependencies only); built once each."""
     cache: dict = {}
     root = tmp_path_factory.mktemp("venvs")
 
     def get(kind: str) -> Venv:
         if kind not in cache:
             venv = Venv(root / kind)
-            options = ["install", "-q", "--no-index", "--find-links", wheelhouse,
-                       "Flask-Script==2.0.6"]
+            options = ["install", "-q", "--no-index", "--find-links", wheelhouse]
+            if kind != WITHOUT_FLASK_SCRIPT:
+                options.append("Flask-Script==2.0.6")
             if kind == "editable":
                 # With the interpreter's own pip: old ones run 'setup.py develop', newer
                 # ones build a PEP 660 editable wheel; the .pth must land either way.
@@ -164,7 +173,7 @@ def venvs(tmp_path_factory, dists, wheelhouse):
                 # No pip in the venv (saves seconds): this interpreter's pip installs there.
                 check_run([sys.executable, "-m", "venv", "--without-pip", venv.path])
                 check_run([sys.executable, "-m", "pip", "--python", venv.python, *options,
-                           dists[kind]])
+                           dists["wheel" if kind == WITHOUT_FLASK_SCRIPT else kind]])
             cache[kind] = venv
         return cache[kind]
 
@@ -265,3 +274,41 @@ def test_import_hook_module_alone_does_not_import_flask():
     proc = check_run([sys.executable, "-S", "-c", code],
                      env=clean_env(PYTHONPATH=str(REPO)))
     assert proc.stdout == "False False False\n"
+
+
+def test_no_hook_where_flask_script_is_not_on_sys_path(venvs, project, tmp_path):
+    """The .pth installs the finder only when a flask_script package is in a sys.path
+    folder at start-up: elsewhere it imports nothing of ours and leaves sys.meta_path
+    alone."""
+    venv = venvs(WITHOUT_FLASK_SCRIPT)
+    assert (venv.site_packages() / PTH).read_text() == (REPO / PTH).read_text()
+    assert venv.run("-c", HOOK_PROBE).stdout == "0 []\n"
+    timed = venv.run("-X", "importtime", "-c", "pass").stderr
+    assert "flask_migrate_compat" not in timed
+    # The Flask-Script venv: finder installed, only the hook module loaded.
+    assert venvs("wheel").run("-c", HOOK_PROBE).stdout == \
+        "1 ['flask_migrate_compat', 'flask_migrate_compat._import_hook']\n"
+
+    # Flask-Script on PYTHONPATH is on sys.path at start-up: the finder is installed and
+    # 'import flask_script' works on Flask 3, shimmed.
+    vendor = tmp_path / "vendor"
+    shutil.copytree(venvs("wheel").site_packages() / "flask_script", vendor / "flask_script")
+    on_path = clean_env(PYTHONPATH=str(vendor))
+    assert venv.run("-c", HOOK_PROBE, env=on_path).stdout.startswith("1 ")
+    shimmed = venv.run("-c", "import sys, flask_script; print(flask_script.__file__, "
+                             "'flask_migrate_compat._flask_script_compat' in sys.modules)",
+                       env=on_path)
+    assert shimmed.stdout == f"{vendor / 'flask_script' / '__init__.py'} True\n"
+    assert venv.run("manage.py", "hello", "ann", cwd=project, env=on_path).stdout == \
+        "hello ann\n"
+
+    # A copy next to manage.py joins sys.path after start-up: no finder, so a manage.py
+    # importing flask_script first fails on Flask 3 as without the hook; importing ours
+    # first, or the runner, applies the shims.
+    shutil.copytree(vendor / "flask_script", project / "flask_script")
+    assert venv.run("-c", HOOK_PROBE, cwd=project).stdout == "0 []\n"
+    proc = venv.run("manage.py", "hello", "ann", cwd=project, check=False)
+    assert "No module named 'flask._compat'" in proc.stderr
+    assert venv.run("manage_ours_first.py", "db", "--help", cwd=project).returncode == 0
+    assert venv.run("-m", "flask_migrate_compat", "manage.py", "hello", "ann",
+                    cwd=project).stdout == "hello ann\n"
