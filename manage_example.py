@@ -9,8 +9,10 @@ The only change from a 2018 original is the import line of ``Migrate`` and
     flask --app manage_example db current      # the same migrations, through Click
 
 The database is ``example.db`` beside this file unless ``DATABASE_URL`` names another
-(``postgresql+psycopg://user@host/dbname``...); ``EXAMPLE_MIGRATIONS`` selects another
-migrations folder, for trying ``db init`` / ``db migrate`` from scratch.
+(``postgresql+psycopg://user@host/dbname`` with SQLAlchemy 2 and the ``postgresql``
+extra; ``postgresql+psycopg2://user@host/dbname`` with SQLAlchemy 1.4, which has no
+psycopg 3 dialect, after ``pip install psycopg2-binary``); ``EXAMPLE_MIGRATIONS``
+selects another migrations folder, for trying ``db init`` / ``db migrate`` from scratch.
 """
 import os
 

@@ -538,15 +538,9 @@ def startup_error_message(exc: BaseException) -> str | None:
 
     Flask-SQLAlchemy 3 creates its engines in ``SQLAlchemy(app)`` /
     ``db.init_app(app)``, so these fail while ``manage.py`` builds the application,
-    before any command runs:
-
-    * a database driver that is not installed (names what to ``pip install``);
-    * a URL SQLAlchemy cannot parse, or whose dialect it does not know (the
-      ``postgres://`` spelling, removed in SQLAlchemy 1.4, is named);
-    * neither ``SQLALCHEMY_DATABASE_URI`` nor ``SQLALCHEMY_BINDS`` set (Flask-SQLAlchemy
-      2 defaulted to an in-memory SQLite database; 3.0 raises).
-
-    No part of the URL but its dialect and driver names is shown.
+    before any command runs: the failures :func:`engine_error_message` words, and
+    neither ``SQLALCHEMY_DATABASE_URI`` nor ``SQLALCHEMY_BINDS`` set (Flask-SQLAlchemy
+    2 defaulted to an in-memory SQLite database; 3.0 raises).
 
     :param exc: an exception that ended the program.
     :returns: the line (without ``Error:``), or ``None`` for anything else, which
@@ -563,6 +557,29 @@ def startup_error_message(exc: BaseException) -> str | None:
             "SQLAlchemy(app) or db.init_app(app) runs"
         )
     key, url = _engine_being_made(frames)
+    return engine_error_message(exc, key, url)
+
+
+def engine_error_message(exc: BaseException, key: str | None, url: t.Any) -> str | None:
+    """The one line for a configured database whose engine could not be made, when it
+    is a failure a user can fix from the message alone:
+
+    * a database driver that is not installed (names what to ``pip install``);
+    * a URL SQLAlchemy cannot parse, or whose dialect it does not know (the
+      ``postgres://`` spelling, removed in SQLAlchemy 1.4, is named, and so is psycopg
+      3, which SQLAlchemy 1.4 has no dialect for).
+
+    The same line whenever the engine is made: Flask-SQLAlchemy 3 makes it while the
+    application starts (:func:`startup_error_message`), 2.x when a command first uses
+    it (:func:`.state.app_engines`). No part of the URL but its dialect and driver
+    names is shown.
+
+    :param exc: what making the engine raised.
+    :param key: the bind key, ``None`` for the default database.
+    :param url: the URL as configured (a string or a SQLAlchemy URL), or ``None``
+        when unknown.
+    :returns: the line (without ``Error:``), or ``None`` for any other failure.
+    """
     setting = setting_name(key)
     scheme = _scheme(url)
     if isinstance(exc, ImportError) and exc.name:
@@ -574,15 +591,25 @@ def startup_error_message(exc: BaseException) -> str | None:
         )
     sa_exc = sys.modules.get("sqlalchemy.exc")
     if sa_exc is not None and isinstance(exc, sa_exc.NoSuchModuleError):
-        if scheme.split("+")[0] == "postgres":
+        dialect, _plus, driver = scheme.partition("+")
+        if dialect == "postgres":
             return (
                 f"{setting} starts with 'postgres://', a spelling SQLAlchemy 1.4 "
                 "removed: write 'postgresql://' instead"
             )
+        if dialect == "postgresql" and driver.startswith("psycopg") \
+                and not driver.startswith("psycopg2") and _sqlalchemy_1():
+            # Compat: the psycopg (3) dialect arrived in SQLAlchemy 2.0.
+            return (
+                f"{setting} asks for psycopg 3 ({scheme}), which SQLAlchemy 1.4 has no "
+                "dialect for: pip install psycopg2-binary and write "
+                "'postgresql+psycopg2://', or upgrade SQLAlchemy to 2.0 or later"
+            )
+        postgresql = "postgresql+psycopg2" if _sqlalchemy_1() else "postgresql+psycopg"
         return (
             f"{setting} names a database dialect or driver SQLAlchemy does not know"
             f"{f' ({scheme})' if scheme else ''}: check the part before '://' "
-            "(for example 'postgresql+psycopg', 'mysql+pymysql', 'sqlite')"
+            f"(for example {postgresql!r}, 'mysql+pymysql', 'sqlite')"
         )
     if (sa_exc is not None and isinstance(exc, sa_exc.ArgumentError)) or isinstance(
             exc, ValueError):
@@ -592,6 +619,13 @@ def startup_error_message(exc: BaseException) -> str | None:
             "characters of the password percent-encoded"
         )
     return None
+
+
+def _sqlalchemy_1() -> bool:
+    """Whether the SQLAlchemy in use is 1.x (1.4, the oldest supported)."""
+    import sqlalchemy
+
+    return sqlalchemy.__version__.startswith("1.")
 
 
 def install_startup_hook() -> None:

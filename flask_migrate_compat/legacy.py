@@ -7,12 +7,12 @@ SQLAlchemy 2 removed or changed. This module makes them work on today's stack:
 
 * :class:`LegacyDB`, the ``db`` of ``app.extensions['migrate']``: a view of the
   application's Flask-SQLAlchemy object that adds the old spellings back
-  (``db.get_engine(app, bind)``, ``db.engine.url`` that ``str()`` renders usable,
-  ``db.metadata`` holding every bind's tables tagged ``t.info['bind_key']``). The
-  application's own ``db`` is not modified.
+  (``db.get_engine(app, bind)``, ``db.engine.url`` that ``str()`` renders usable
+  and masked, ``db.metadata`` holding every bind's tables tagged
+  ``t.info['bind_key']``). The application's own ``db`` is not modified.
 * :func:`adapt_config`: env.py files up to Flask-Migrate 2.4 put
   ``current_app.config['SQLALCHEMY_DATABASE_URI']`` itself into the Alembic config;
-  that value is swapped for the URL of the engine Flask-SQLAlchemy 3 actually uses
+  that value is swapped for the URL of the engine Flask-SQLAlchemy actually uses
   (relative SQLite paths resolved, ``%`` escaped for configparser).
 * :func:`check_sqlite_paths`: the relative SQLite path trap. Flask-SQLAlchemy 3 puts
   ``sqlite:///app.db`` in the instance folder, Flask-SQLAlchemy 2 in the working
@@ -33,7 +33,9 @@ import typing as t
 from flask import current_app, has_app_context
 
 from .errors import MigrateError, setting_name
-from .state import configured_urls, sqlite_file
+# unwrap (the application's object behind a LegacyDB view) lives in state, which
+# app_engines needs it in; legacy.unwrap stays importable under its old name.
+from .state import app_engines, configured_urls, flask_sqlalchemy_2, sqlite_file, unwrap
 
 #: Name of the command line option that overrides :func:`check_sqlite_paths`.
 SQLITE_OVERRIDE_OPTION = "--use-new-sqlite-path"
@@ -66,11 +68,13 @@ class LegacyDB:
     spellings that Flask-Migrate 1.x-2.7 env.py files use and that broke:
 
     * ``engine``: the default engine. ``str(db.engine.url)`` masks the password
-      (SQLAlchemy 2.0); when env.py passes that string on as Alembic's
-      ``sqlalchemy.url`` (Flask-Migrate 2.5-2.7), :func:`adapt_config` restores the
-      password there and nowhere else, so an env.py that logs the URL shows ``***``.
+      (SQLAlchemy 2.0 does; on 1.4 see :func:`masked_engine`); when env.py passes
+      that string on as Alembic's ``sqlalchemy.url`` (Flask-Migrate 2.5-2.7),
+      :func:`adapt_config` restores the password there and nowhere else, so an env.py
+      that logs the URL shows ``***``.
     * ``get_engine(app=None, bind=None)``: the 2.x signature (3.0 removed ``app``,
-      renamed ``bind`` to ``bind_key``, deprecated it; 3.2 removes it).
+      renamed ``bind`` to ``bind_key``, deprecated it; 3.2 removes it), with the
+      same masking.
     * ``metadata``: when the application has binds, one MetaData with every model's
       table, each tagged ``info['bind_key']`` (how Flask-SQLAlchemy 2 kept them;
       3.0 splits them into ``db.metadatas``), with a warning-free ``tometadata``.
@@ -96,8 +100,9 @@ class LegacyDB:
 
     @property
     def engine(self) -> t.Any:
-        """The default database's engine (the application's own)."""
-        return self._fmc_db.engine
+        """The default database's engine (the application's own; on SQLAlchemy 1.4,
+        see :func:`masked_engine`)."""
+        return masked_engine(self._fmc_db.engine)
 
     def get_engine(self, app: t.Any = None, bind: str | None = None,
                    bind_key: str | None = None) -> t.Any:
@@ -107,22 +112,23 @@ class LegacyDB:
             key given positionally the 3.0 way (``db.get_engine("users")``).
         :param bind: the bind key (2.x name); ``None`` or ``""`` for the default.
         :param bind_key: the bind key (3.0 name).
-        :returns: the application's engine of that bind.
+        :returns: the application's engine of that bind (on SQLAlchemy 1.4, see
+            :func:`masked_engine`).
         :raises MigrateError: for a bind key that SQLALCHEMY_BINDS does not define.
         """
         if isinstance(app, str):
             bind_key = app
         key = bind_key if bind_key is not None else bind
-        engines = self._fmc_db.engines
+        engines = app_engines(current_app, self._fmc_db)
         try:
-            engine = engines[key or None]
+            engine = engines[key or ""]
         except KeyError:
             raise MigrateError(
                 f"{_caller_line()}: db.get_engine() asked for bind {key!r}, which "
                 f"SQLALCHEMY_BINDS does not define (it has: "
-                f"{', '.join(repr(k) for k in engines if k is not None) or 'nothing'})"
+                f"{', '.join(repr(k) for k in engines if k) or 'nothing'})"
             ) from None
-        return engine
+        return masked_engine(engine)
 
     @property
     def metadata(self) -> t.Any:
@@ -136,6 +142,44 @@ class LegacyDB:
         if not metadatas or list(metadatas) == [None]:
             return db.metadata
         return combined_metadata(metadatas, _caller_line)
+
+
+def masked_engine(engine: t.Any) -> t.Any:
+    """The engine env.py gets from ``db.engine`` and ``db.get_engine()``.
+
+    Compat: SQLAlchemy 1.4's ``str(url)`` renders the password (2.0 masks it, as
+    ``repr()`` always did), so a Flask-Migrate 2.5-2.7 env.py that logs
+    ``db.engine.url`` printed it. On 1.4 this is a view of the engine made by
+    ``engine.execution_options()``, an :class:`~sqlalchemy.engine.Engine` sharing its
+    pool, dialect and event listeners, whose ``url`` renders masked with ``str()``
+    as on 2.0 (:func:`adapt_config` puts the password back where env.py hands the
+    URL to Alembic). On 2.0 and later: the engine itself.
+
+    :param engine: an engine of the application.
+    :returns: that engine, or a new masked view of it (cheap: nothing is connected
+        or copied but a few attributes).
+    """
+    import sqlalchemy as sa
+
+    if not sa.__version__.startswith("1."):
+        return engine
+    masked = engine.execution_options()
+    masked.url = _masked_url_class()(*engine.url, _new_ok=True)
+    return masked
+
+
+@functools.lru_cache(maxsize=None)
+def _masked_url_class() -> type:
+    """A SQLAlchemy 1.4 URL whose ``str()`` hides the password, as 2.0's does."""
+    from sqlalchemy.engine.url import URL
+
+    class MaskedURL(URL):
+        __slots__ = ()
+
+        def __str__(self) -> str:
+            return self.render_as_string(hide_password=True)
+
+    return MaskedURL
 
 
 def combined_metadata(metadatas: t.Mapping[str | None, t.Any],
@@ -187,23 +231,16 @@ def wrap_db(db: t.Any) -> t.Any:
 
     :param db: the application's Flask-SQLAlchemy extension (or ``None``).
     :returns: a :class:`LegacyDB` view for Flask-SQLAlchemy 3 (recognised by its
-        ``engines`` mapping); ``db`` itself for 2.x (whose spellings are the legacy
-        ones already), ``None`` or an object that is already a view.
+        ``engines`` mapping) and 2.x (whose spellings are the legacy ones already,
+        but whose ``db.engine.url`` shows the password on SQLAlchemy 1.4); ``db``
+        itself for ``None``, another kind of object or an object that is already a
+        view.
     """
-    if db is None or isinstance(db, LegacyDB) or not hasattr(type(db), "engines"):
+    if db is None or isinstance(db, LegacyDB) or not (
+            hasattr(type(db), "engines") or flask_sqlalchemy_2(db)):
         return db
     return LegacyDB(db)
 
-
-def unwrap(db: t.Any) -> t.Any:
-    """The application's Flask-SQLAlchemy object behind a :class:`LegacyDB` view.
-
-    :param db: a view or the object itself.
-    :returns: the application's object.
-    """
-    if isinstance(db, LegacyDB):
-        return object.__getattribute__(db, "_fmc_db")
-    return db
 
 
 # -- configure_args -----------------------------------------------------------------------
@@ -377,10 +414,13 @@ def engine_url_option(value: t.Any) -> t.Any:
     if not has_app_context() or not (value is None or isinstance(value, str)):
         return value
     state = current_app.extensions.get("migrate")
-    engines = getattr(unwrap(getattr(state, "db", None)), "engines", None)
+    db = getattr(state, "db", None)
+    # Flask-SQLAlchemy 3 and 2 alike (this once read 3.0's db.engines only, so 2.x
+    # kept the "invalid interpolation syntax" of a '%' in the password).
+    engines = app_engines(current_app, db) if db is not None else None
     if value is None:
-        if engines is not None and engines.get(None) is not None:
-            return _config_url(engines[None].url)
+        if engines and engines.get("") is not None:
+            return _config_url(engines[""].url)
         raise MigrateError(
             f"{_caller_line()}: env.py sets Alembic's sqlalchemy.url from "
             "SQLALCHEMY_DATABASE_URI, which is not set: set it in the application's "
@@ -389,8 +429,8 @@ def engine_url_option(value: t.Any) -> t.Any:
     if engines is None:
         return value
     for key, configured in configured_urls(current_app.config):
-        if value == configured and engines.get(key) is not None:
-            return _config_url(engines[key].url)
+        if value == configured and engines.get(key or "") is not None:
+            return _config_url(engines[key or ""].url)
     for engine in engines.values():
         masked = engine.url.render_as_string(hide_password=True)
         if value in (masked, masked.replace("%", "%%")):

@@ -6,11 +6,12 @@ which all need them; it imports only :mod:`.errors` of this package.
 """
 from __future__ import annotations
 
+import os
 import typing as t
 
 from flask import current_app, has_app_context
 
-from .errors import MigrateError
+from .errors import TRACEBACK_ENV, MigrateError, engine_error_message
 
 
 def get_state() -> t.Any:
@@ -18,8 +19,9 @@ def get_state() -> t.Any:
 
     :returns: the :class:`~.extension._MigrateConfig` that
         :class:`~.extension.Migrate` stored.
-    :raises MigrateError: outside an application context, or when the application
-        has no :class:`~.extension.Migrate` extension.
+    :raises MigrateError: outside an application context, when the application
+        has no :class:`~.extension.Migrate` extension, or (Flask-SQLAlchemy 2) when an
+        engine cannot be made (see :func:`app_engines`).
     """
     if not has_app_context():
         raise MigrateError(
@@ -32,7 +34,40 @@ def get_state() -> t.Any:
             f"application {current_app.name!r} has no Migrate extension: "
             "call Migrate(app, db) or migrate.init_app(app, db)"
         )
+    db = getattr(state, "db", None)
+    if flask_sqlalchemy_2(db):
+        # Compat: Flask-SQLAlchemy 3 makes every engine in SQLAlchemy(app), so a bad
+        # URL or a missing driver stops the application at start-up, in one line
+        # (errors.startup_error_message). 2.x makes them on first use, wherever that
+        # is (env.py, the migration lock...), and SQLAlchemy 1.4's error quoted the
+        # URL with its password: made here, before any command's work, for the same
+        # line on both.
+        app_engines(current_app, db)
     return state
+
+
+def flask_sqlalchemy_2(db: t.Any) -> bool:
+    """Whether ``db`` is (a view of) a Flask-SQLAlchemy 2.x extension: one of its
+    classes, or a subclass, without 3.0's ``engines`` mapping.
+
+    :param db: the object given to ``Migrate(app, db)``, or ``None``.
+    """
+    cls = type(unwrap(db))
+    return not hasattr(cls, "engines") and any(
+        base.__module__.partition(".")[0] == "flask_sqlalchemy" for base in cls.__mro__)
+
+
+def unwrap(db: t.Any) -> t.Any:
+    """The application's Flask-SQLAlchemy object behind a view of it
+    (:class:`.legacy.LegacyDB` keeps it in ``_fmc_db``).
+
+    :param db: a view or the object itself.
+    :returns: the application's object.
+    """
+    try:
+        return object.__getattribute__(db, "_fmc_db")
+    except AttributeError:
+        return db
 
 
 def app_engines(app: t.Any, db: t.Any) -> dict[str, t.Any]:
@@ -44,15 +79,27 @@ def app_engines(app: t.Any, db: t.Any) -> dict[str, t.Any]:
     :returns: ``{name: Engine}``, the default database first under ``""`` (the name
         the multidb template gives it; absent when only binds are configured, which
         Flask-SQLAlchemy 3 allows), then each key of ``SQLALCHEMY_BINDS``.
+    :raises MigrateError: Flask-SQLAlchemy 2 only (3.x made its engines at start-up):
+        an engine could not be made for a reason :func:`.errors.engine_error_message`
+        words (a URL SQLAlchemy cannot parse, a missing driver...).
     """
+    db = unwrap(db)
     binds = list(app.config.get("SQLALCHEMY_BINDS") or {})
     engines = getattr(db, "engines", None)
     if engines is not None:
         found = {"": engines[None]} if None in engines else {}
         found.update((name, engines[name]) for name in binds)
         return found
-    found = {"": db.get_engine(app)}
-    found.update((name, db.get_engine(app, bind=name)) for name in binds)
+    found = {}
+    for name in (None, *binds):
+        try:
+            found[name or ""] = db.get_engine(app, bind=name)
+        except Exception as exc:
+            configured = dict(configured_urls(app.config)).get(name)
+            message = engine_error_message(exc, name, configured)
+            if message is None or os.environ.get(TRACEBACK_ENV):
+                raise
+            raise MigrateError(message) from None
     return found
 
 
@@ -111,11 +158,19 @@ def passwords(config: t.Mapping[str, t.Any]) -> set[str]:
 def _raw_passwords(url: str) -> set[str]:
     """The password of a URL string as written: the text between the user name and
     the first ``@`` (what SQLAlchemy takes), and up to the last ``@`` (what it was
-    meant to be when it holds an unencoded ``@``)."""
+    meant to be when it holds an unencoded ``@``). A URL with a mistyped ``://``
+    (``postgresql//user:password@host``), which SQLAlchemy cannot parse, is read the
+    same way from its last ``/`` before the ``@``: SQLAlchemy 1.4 quotes such a URL
+    whole in its error."""
     _scheme, sep, rest = url.partition("://")
+    if not sep:
+        rest = url
     found = set()
-    for at in (rest.find("@"), rest.rfind("@")) if sep else ():
-        user, colon, password = rest[:max(at, 0)].partition(":")
+    for at in (rest.find("@"), rest.rfind("@")):
+        login = rest[:max(at, 0)]
+        if not sep:
+            login = login.rpartition("/")[2]
+        user, colon, password = login.partition(":")
         if colon and password and "/" not in user:
             found.add(password)
     return found

@@ -33,14 +33,23 @@ import sqlalchemy as sa
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
-#: The PostgreSQL driver of the stack under test: psycopg 3 has a SQLAlchemy dialect
-#: from 2.0 on; SQLAlchemy 1.4 (the oldest supported) has psycopg2's only.
+#: The PostgreSQL driver of the SQLAlchemy under test: psycopg (3) on 2.x; psycopg2 on
+#: 1.4, which has no psycopg 3 dialect.
 POSTGRES_DRIVER = "psycopg2" if sa.__version__.startswith("1.") else "psycopg"
 POSTGRES_SCHEME = f"postgresql+{POSTGRES_DRIVER}"
 
+
+def postgres_driver_url(url: str) -> str:
+    """A PostgreSQL URL with the driver :data:`POSTGRES_DRIVER` (other URLs as given)."""
+    return re.sub(r"^postgresql(\+\w+)?://", f"postgresql+{POSTGRES_DRIVER}://", url)
+
+
+#: sqlalchemy.make_url arrived in 2.0; sqlalchemy.engine.make_url is in 1.4 too.
+make_url = sa.engine.make_url
+
 SERVER_URLS = {
     "postgresql": os.environ.get(
-        "FMC_TEST_POSTGRES_URL", f"{POSTGRES_SCHEME}://postgres@127.0.0.1:5432/test"
+        "FMC_TEST_POSTGRES_URL", postgres_driver_url("postgresql://postgres@127.0.0.1:5432/test")
     ),
     "mysql": os.environ.get(
         "FMC_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"
@@ -166,7 +175,7 @@ def create_database(kind: str, tmp_path: Path, label: str = "main") -> Database:
     if reason:
         skip_or_fail(reason)
     name = f"fmc_{label}_{uuid.uuid4().hex[:10]}"
-    admin = sa.engine.make_url(SERVER_URLS[kind])
+    admin = make_url(SERVER_URLS[kind])
     engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     with engine.connect() as conn:
         conn.execute(sa.text(f"CREATE DATABASE {name}"))
@@ -510,7 +519,7 @@ def _passwords(url: str, env: dict) -> set[str]:
     found = set()
     for text in (url, *(v for k, v in env.items() if k.endswith("DATABASE_URL"))):
         try:
-            password = sa.engine.make_url(text).password if text else None
+            password = make_url(text).password if text else None
         except Exception:  # noqa: BLE001 - not a URL: nothing to look for
             password = None
         if password:

@@ -24,8 +24,8 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import (
-    POSTGRES_SCHEME,
-    Database, assert_one_error, create_database, drop_database, server_error, skip_or_fail,
+    Database, assert_one_error, create_database, drop_database, make_url, postgres_driver_url,
+    server_error, skip_or_fail,
 )
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -110,7 +110,7 @@ def password_databases(tmp_path):
         engine.dispose()
         result = []
         for db in admin_dbs:
-            url = sa.engine.make_url(db.url).set(username=role, password=PASSWORD)
+            url = make_url(db.url).set(username=role, password=PASSWORD)
             result.append(Database(kind, url.render_as_string(hide_password=False),
                                    admin_url=db.admin_url, name=db.name))
         return result
@@ -228,13 +228,15 @@ def test_env_py_that_logs_the_url_shows_it_masked(generation, front_end, make_pr
         "logger = logging.getLogger('alembic.env')\n"
         "logger.info('URL %s', current_app.extensions['migrate'].db.engine.url)\n", 1))
     proc = runner_for(project, front_end)("upgrade")
-    role = sa.engine.make_url(dbs[0].url).username
-    assert f"URL {POSTGRES_SCHEME}://{role}:***@127.0.0.1" in proc.stderr
+    url = make_url(dbs[0].url)
+    assert f"URL {url.drivername}://{url.username}:***@127.0.0.1" in proc.stderr
     assert dbs[0].version() == [revisions_of(generation)[-1]]
 
 
 def test_application_db_object_is_not_changed(tmp_path):
-    """The view adds legacy spellings without touching the application's db."""
+    """The view adds legacy spellings without touching the application's db, on
+    Flask-SQLAlchemy 3 and 2 alike (2.x keeps every bind's tables in db.metadata
+    itself, tagged by Flask-SQLAlchemy; 3.x one MetaData per bind)."""
     from flask import Flask
     from flask_sqlalchemy import SQLAlchemy
 
@@ -242,8 +244,11 @@ def test_application_db_object_is_not_changed(tmp_path):
     from flask_migrate_compat.legacy import LegacyDB, unwrap
 
     app = Flask(__name__, instance_path=str(tmp_path / "instance"))
-    app.config["SQLALCHEMY_DATABASE_URI"] = f"{POSTGRES_SCHEME}://u:p%40ss@h/x"
+    url = postgres_driver_url("postgresql://u:p%40ss@h/x")
+    scheme = make_url(url).drivername
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
     app.config["SQLALCHEMY_BINDS"] = {"audit": "sqlite://"}
+    app.config["SQLALCHEMY_TRACK_MODIFICATIONS"] = False
     db = SQLAlchemy(app)
 
     class User(db.Model):
@@ -253,24 +258,27 @@ def test_application_db_object_is_not_changed(tmp_path):
         __bind_key__ = "audit"
         id = db.Column(db.Integer, primary_key=True)
 
+    tables = set(db.metadata.tables)
+    infos = [dict(User.__table__.info), dict(Event.__table__.info)]
     Migrate(app, db)
     with app.app_context():
         view = app.extensions["migrate"].db
         assert isinstance(view, LegacyDB) and unwrap(view) is db
         # The URL stays masked; the password is put back only where env.py passes
         # it to Alembic's config (legacy.engine_url_option).
-        assert view.engine is db.engine
-        assert str(view.engine.url) == f"{POSTGRES_SCHEME}://u:***@h/x"
+        assert view.engine.pool is db.engine.pool and view.engine.url == db.engine.url
+        assert str(view.engine.url) == f"{scheme}://u:***@h/x"
+        assert str(view.get_engine().url) == f"{scheme}://u:***@h/x"
         config = app.extensions["migrate"].migrate.get_config(str(tmp_path))
         config.set_main_option("sqlalchemy.url", str(view.engine.url).replace("%", "%%"))
-        assert config.get_main_option("sqlalchemy.url") == f"{POSTGRES_SCHEME}://u:p%40ss@h/x"
+        assert config.get_main_option("sqlalchemy.url") == url
         assert view.get_engine(app, "audit").url.database is None
         combined = view.metadata
-        assert {t.info["bind_key"] for t in combined.tables.values()} == {None, "audit"}
+        assert {t.info.get("bind_key") for t in combined.tables.values()} == {None, "audit"}
         assert combined.tables["event"].tometadata(sa.MetaData()).name == "event"
         assert "tometadata" not in vars(Event.__table__)  # only our copies get the alias
-        assert "bind_key" not in Event.__table__.info
-        assert set(db.metadata.tables) == {"user"}
+        assert [User.__table__.info, Event.__table__.info] == infos
+        assert set(db.metadata.tables) == tables
         assert view.session is db.session
 
 

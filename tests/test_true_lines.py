@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import POSTGRES_SCHEME, IN_CI, assert_one_error
+from conftest import (
+    IN_CI, POSTGRES_DRIVER, assert_one_error, make_url, postgres_driver_url, shows_password,
+)
 from test_failures import GOOD, HEADER, HOLD, version_rows, write_chain
 
 BACKENDS = ["sqlite", "postgresql", "mysql"]
@@ -142,7 +144,7 @@ def test_unencoded_at_in_password_is_named_not_shown(make_database, make_project
     database = make_database(kind)
     project = make_project(database)
     write_chain(project, third=None)
-    url = sa.engine.make_url(database.url)
+    url = make_url(database.url)
     secret = "Sec" + uuid.uuid4().hex[:8]
     raw = (f"{url.drivername}://{url.username}:Pw@{secret}@{url.host}:{url.port}/"
            f"{url.database}")
@@ -374,7 +376,8 @@ def test_only_migrated_databases_are_locked(make_database, make_project, kind, f
     project = make_project(database)
     write_chain(project, third=None)
     project.write_app(models="", config='app.config["SQLALCHEMY_BINDS"] = '
-                      '{"reports": "%s://nobody@127.0.0.1:1/nowhere"}' % POSTGRES_SCHEME)
+                      '{"reports": "%s"}' % postgres_driver_url(
+                          "postgresql://nobody@127.0.0.1:1/nowhere"))
     run(project, front_end, "db", "upgrade")
     proc = run(project, front_end, "db", "downgrade", "base")
     assert proc.returncode == 0, proc.stderr
@@ -400,9 +403,19 @@ STARTUP_CASES = {
     "missing driver": ("postgresql+pg8000://u@127.0.0.1/x",
                        "the database driver 'pg8000' that SQLALCHEMY_DATABASE_URI asks "
                        "for (postgresql+pg8000) is not installed: pip install pg8000"),
+    # psycopg2 made unimportable (BLOCK_PSYCOPG2): the driver of plain postgresql:// on
+    # SQLAlchemy 1.4 and 2.0, the one to use on 1.4.
+    "missing psycopg2": ("postgresql+psycopg2://u:Pw-0-secret@127.0.0.1/x",
+                         "the database driver 'psycopg2' that SQLALCHEMY_DATABASE_URI asks "
+                         "for (postgresql+psycopg2) is not installed: pip install "
+                         "psycopg2-binary"),
     "postgres scheme": ("postgres://u:Pw-0-secret@127.0.0.1/x",
                         "SQLALCHEMY_DATABASE_URI starts with 'postgres://', a spelling "
                         "SQLAlchemy 1.4 removed: write 'postgresql://' instead"),
+    "unknown dialect": ("postgresq+psycopg2://u:Pw-0-secret@127.0.0.1/x",
+                        "SQLALCHEMY_DATABASE_URI names a database dialect or driver "
+                        "SQLAlchemy does not know (postgresq+psycopg2): check the part "
+                        f"before '://' (for example 'postgresql+{POSTGRES_DRIVER}', "),
     "malformed": ("not a url:Pw-0-secret",
                   "SQLALCHEMY_DATABASE_URI is not a database URL SQLAlchemy can parse"),
     "not set": (None, "neither SQLALCHEMY_DATABASE_URI nor SQLALCHEMY_BINDS is set"),
@@ -410,11 +423,15 @@ STARTUP_CASES = {
 
 STARTUP_APP = '''\
 import os
+import sys
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from flask_migrate_compat import Migrate
 
+if os.environ.get("BLOCK_PSYCOPG2"):
+    sys.modules["psycopg2"] = None  # import psycopg2 now fails as if not installed
 app = Flask(__name__)
+app.config["SQLALCHEMY_TRACK_MODIFICATIONS"] = False
 if os.environ.get("BROKEN_URL"):
     app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["BROKEN_URL"]
 db = SQLAlchemy(app)
@@ -422,26 +439,84 @@ Migrate(app, db)
 '''
 
 
+def startup_route(project, route: str, *args: str) -> list[str]:
+    """The argv (after ``python``) of ``db <args>`` through ``manage.py``, the runner
+    (a legacy manage.py importing flask_migrate) or ``flask``."""
+    if route == "flask":
+        return ["-m", "flask", *args]
+    if route == "manage":
+        return ["manage.py", *args]
+    legacy = project.write("legacy_manage.py", (
+        "from flask_script import Manager\n"
+        "from app import app\n"
+        "from flask_migrate import MigrateCommand\n"
+        "manager = Manager(app)\n"
+        "manager.add_command('db', MigrateCommand)\n"
+        "manager.run()\n"))
+    return ["-m", "flask_migrate_compat", legacy.name, *args]
+
+
 @pytest.mark.parametrize("route", ["manage", "runner"])
 @pytest.mark.parametrize("case", sorted(STARTUP_CASES))
 def test_startup_failures_are_one_line(project, case, route):
+    """The same line whether Flask-SQLAlchemy makes its engines in SQLAlchemy(app)
+    (3.x) or on first use (2.x, where the line comes before the migrations folder is
+    even looked for, as it does on 3.x: this project has none)."""
     url, expected = STARTUP_CASES[case]
     project.write("app.py", STARTUP_APP)
-    if route == "manage":
-        args = ["manage.py", "db", "upgrade"]
-    else:
-        legacy = project.write("legacy_manage.py", (
-            "from flask_script import Manager\n"
-            "from app import app\n"
-            "from flask_migrate import MigrateCommand\n"
-            "manager = Manager(app)\n"
-            "manager.add_command('db', MigrateCommand)\n"
-            "manager.run()\n"))
-        args = ["-m", "flask_migrate_compat", legacy.name, "db", "upgrade"]
-    env = {"BROKEN_URL": url or ""}
+    args = startup_route(project, route, "db", "upgrade")
+    env = {"BROKEN_URL": url or "", "BLOCK_PSYCOPG2": "1"}
     proc = project.run(*args, check=False, env=env)
     assert_one_error(proc, expected)
     assert "Pw-0-secret" not in proc.stdout + proc.stderr
     # The traceback, on demand.
     proc = project.run(*args, check=False, env={**env, "FLASK_MIGRATE_COMPAT_TRACEBACK": "1"})
     assert proc.returncode == 1 and "Traceback" in proc.stderr
+
+
+@pytest.mark.parametrize("route", ["flask", "manage", "runner"])
+def test_unparsable_url_never_shows_its_password(project, route):
+    """Issue 20's URL: '://' mistyped as '//', which SQLAlchemy 1.4 quoted whole,
+    password included, in its error. Every route and command fails without showing
+    the password; manage.py and the runner say what is wrong in one line. (``flask``
+    on Flask-SQLAlchemy 3 fails while Flask imports the application, which prints
+    its traceback: README, "When something goes wrong".)"""
+    password = "Pw-" + uuid.uuid4().hex[:12]
+    url = f"postgresql+{POSTGRES_DRIVER}//appuser:{password}@db.internal/shop"
+    write_chain(project, third=None)
+    project.write("app.py", STARTUP_APP)
+    for command in (("db", "upgrade"), ("db", "current"), ("db", "history")):
+        args = startup_route(project, route, *command)
+        proc = project.run(*args, check=False, env={"BROKEN_URL": url})
+        assert proc.returncode != 0, proc.stdout + proc.stderr
+        assert not shows_password(proc.stdout + proc.stderr, password), proc.stderr
+        if route != "flask":
+            assert_one_error(proc, "Error: SQLALCHEMY_DATABASE_URI is not a database URL "
+                                   "SQLAlchemy can parse")
+    assert version_rows(project.database) == []
+
+
+@pytest.mark.parametrize("route", ["manage", "runner"])
+def test_psycopg3_url_migrates_or_says_what_to_use(make_database, make_project, route):
+    """``postgresql+psycopg://``, the URL of the ``postgresql`` extra's driver, on a
+    real server: SQLAlchemy 2 migrates; 1.4, which has no psycopg 3 dialect, stops in
+    one line naming the driver to install and the URL to write instead."""
+    database = make_database("postgresql")
+    project = make_project(database)
+    write_chain(project, third=None)
+    project.write("app.py", STARTUP_APP)
+    url = make_url(database.url).set(drivername="postgresql+psycopg", password="Pw-0-secret")
+    args = startup_route(project, route, "db", "upgrade")
+    env = {"BROKEN_URL": url.render_as_string(hide_password=False)}
+    proc = project.run(*args, check=False, env=env)
+    assert "Pw-0-secret" not in proc.stdout + proc.stderr
+    if sa.__version__.startswith("1."):
+        assert_one_error(proc, "Error: SQLALCHEMY_DATABASE_URI asks for psycopg 3 "
+                               "(postgresql+psycopg), which SQLAlchemy 1.4 has no dialect "
+                               "for: pip install psycopg2-binary and write "
+                               "'postgresql+psycopg2://', or upgrade SQLAlchemy to 2.0 or "
+                               "later")
+        assert version_rows(database) == []
+    else:
+        assert proc.returncode == 0, proc.stderr
+        assert database.version() == ["r2"]
