@@ -215,11 +215,10 @@ def check_database_configured(command: t.Callable[..., t.Any], **options: t.Any)
         return
     if current_app.config.get("SQLALCHEMY_DATABASE_URI") == _FLASK_SQLALCHEMY_2_FALLBACK:
         raise MigrateError(
-            f"SQLALCHEMY_DATABASE_URI is {_FLASK_SQLALCHEMY_2_FALLBACK!r}, what "
-            "Flask-SQLAlchemy 2 uses when neither it nor SQLALCHEMY_BINDS is set: an "
-            "in-memory database, gone when the command ends; set "
-            "SQLALCHEMY_DATABASE_URI (for example 'sqlite:///app.db') to the database "
-            "to migrate"
+            f"SQLALCHEMY_DATABASE_URI is {_FLASK_SQLALCHEMY_2_FALLBACK!r} "
+            "(Flask-SQLAlchemy 2 sets that when it is not set): an in-memory database, "
+            "gone when the command ends; set SQLALCHEMY_DATABASE_URI (for example "
+            "'sqlite:///app.db') to the database to migrate"
         )
 
 

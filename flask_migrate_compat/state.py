@@ -91,6 +91,14 @@ def app_engines(app: t.Any, db: t.Any) -> dict[str, t.Any]:
         found.update((name, engines[name]) for name in binds)
         return found
     found = {}
+    if "SQLALCHEMY_DATABASE_URI" in app.config and app.config["SQLALCHEMY_DATABASE_URI"] is None:
+        # Flask-SQLAlchemy 2 reads the setting when the engine is first made, so an
+        # application that set it to None after init_app (3.x had made the engine
+        # by then) has no database; 2.x would fail on None's missing 'drivername'.
+        raise MigrateError(
+            "SQLALCHEMY_DATABASE_URI is None: set it to the URL of the database to "
+            "migrate (Flask-SQLAlchemy 2 reads it when the database is first used)"
+        )
     for name in (None, *binds):
         try:
             found[name or ""] = db.get_engine(app, bind=name)

@@ -44,6 +44,33 @@ def postgres_driver_url(url: str) -> str:
     return re.sub(r"^postgresql(\+\w+)?://", f"postgresql+{POSTGRES_DRIVER}://", url)
 
 
+#: Flask-SQLAlchemy 2.x (the oldest supported stack): engines made on first use, a
+#: relative SQLite path in the application's root folder, 'sqlite:///:memory:' when no
+#: database is set (with its own warning, see FLASK_SQLALCHEMY_2_NO_URL_WARNING).
+FLASK_SQLALCHEMY_2 = not hasattr(importlib.import_module("flask_sqlalchemy").SQLAlchemy,
+                                 "engines")
+
+#: Flask-SQLAlchemy 2's own warning when no database is set, printed (two lines) while
+#: the application is created, before any code of ours runs (README.rst, "The oldest
+#: supported stack").
+FLASK_SQLALCHEMY_2_NO_URL_WARNING = (
+    "UserWarning: Neither SQLALCHEMY_DATABASE_URI nor SQLALCHEMY_BINDS is set. "
+    'Defaulting SQLALCHEMY_DATABASE_URI to "sqlite:///:memory:".'
+)
+
+
+def without_flask_sqlalchemy_2_no_url_warning(proc):
+    """``proc`` with Flask-SQLAlchemy 2's two-line no-database warning taken out of its
+    stderr, after checking it is there; as it is on Flask-SQLAlchemy 3."""
+    if not FLASK_SQLALCHEMY_2:
+        return proc
+    lines = proc.stderr.splitlines()
+    at = next((i for i, line in enumerate(lines) if FLASK_SQLALCHEMY_2_NO_URL_WARNING in line),
+              None)
+    assert at is not None, proc.stderr
+    proc.stderr = "\n".join(lines[:at] + lines[at + 2:]) + "\n"
+    return proc
+
 #: sqlalchemy.make_url arrived in 2.0; sqlalchemy.engine.make_url is in 1.4 too.
 make_url = sa.engine.make_url
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MODELS_V1, assert_one_error
+from conftest import FLASK_SQLALCHEMY_2, MODELS_V1, assert_one_error
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 STAR = "**current_app.extensions['migrate'].configure_args"
@@ -273,8 +273,11 @@ def test_revision_file_warnings_name_file_and_line(make_project, sqlite_db):
 @pytest.mark.parametrize("front_end", ["flask", "manage", "runner"])
 def test_config_changed_after_init_app(front_end, make_project, sqlite_db):
     """A 2.0-2.4 env.py reads SQLALCHEMY_DATABASE_URI from app.config, which the
-    application emptied after ``db.init_app`` (loading its config object late): the
-    migrations run on the database the application's engine uses."""
+    application emptied after ``db.init_app`` (loading its config object late): on
+    Flask-SQLAlchemy 3 the migrations run on the database the application's engine
+    uses (made in init_app). Flask-SQLAlchemy 2 makes the engine on first use, from
+    the emptied setting: the application has no database, and every command says so
+    in one line."""
     project = set_up(make_project, sqlite_db, "legacy_2_0_to_2_4",
                      (FIXTURES / "legacy_2_0_to_2_4" / "migrations" / "env.py").read_text())
     app = (project.path / "app.py").read_text()
@@ -284,6 +287,12 @@ def test_config_changed_after_init_app(front_end, make_project, sqlite_db):
         project.write(name, text.replace("migrate = Migrate(app, db)\n", late, 1))
     assert late in (project.path / "app.py").read_text(), app
     db = front_ends(project)[front_end]
+    if FLASK_SQLALCHEMY_2:
+        for command in ("upgrade", "current"):
+            proc = db(command, check=False)
+            assert_one_error(proc, "SQLALCHEMY_DATABASE_URI is None: set it")
+        assert sqlite_db.tables() == set()
+        return
     db("upgrade")
     assert {"users", "posts"} <= sqlite_db.tables()
     assert "(head)" in db("current").stdout
@@ -296,5 +305,10 @@ def test_no_database_url_at_all_is_one_line(make_project, sqlite_db):
     project.write_app(models="", config=(
         'app.config["SQLALCHEMY_BINDS"] = {"other": app.config.pop("SQLALCHEMY_DATABASE_URI")}\n'))
     proc = project.flask("db", "upgrade", check=False)
-    assert_one_error(proc, "SQLALCHEMY_DATABASE_URI", "is not set", "env.py, line")
+    if FLASK_SQLALCHEMY_2:
+        # 2.x sets the in-memory fallback even beside binds: refused before env.py runs.
+        assert_one_error(proc, "SQLALCHEMY_DATABASE_URI is 'sqlite:///:memory:'",
+                         "is not set")
+    else:
+        assert_one_error(proc, "SQLALCHEMY_DATABASE_URI", "is not set", "env.py, line")
     assert sqlite_db.tables() == set()

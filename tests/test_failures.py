@@ -18,7 +18,10 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
-from conftest import assert_one_error, init_migrations, spawn, wait_for_file
+from conftest import (
+    FLASK_SQLALCHEMY_2, assert_one_error, init_migrations, spawn, wait_for_file,
+    without_flask_sqlalchemy_2_no_url_warning,
+)
 
 HEADER = '''\
 import os
@@ -313,47 +316,30 @@ def test_offline_failure_speaks_of_no_database(make_database, make_project, kind
 
 # -- no database configured ----------------------------------------------------------------
 
-#: Flask-SQLAlchemy 2's own warning when no database is set, printed while the
-#: application is created, before any command of ours runs (README.rst, "The oldest
-#: supported stack"): its two lines are pinned here, ours must be one more.
-FLASK_SQLALCHEMY_2_NO_URL_WARNING = (
-    "UserWarning: Neither SQLALCHEMY_DATABASE_URI nor SQLALCHEMY_BINDS is set. "
-    'Defaulting SQLALCHEMY_DATABASE_URI to "sqlite:///:memory:".'
-)
-
-
 @pytest.mark.parametrize("front", ["flask", "manage"])
 def test_no_database_url_fails_in_one_line(project, front):
     """No ``SQLALCHEMY_DATABASE_URI``: Flask-SQLAlchemy 3 refuses at start-up, 2.x falls
     back to an in-memory SQLite database. Either way the commands that use the
     database fail in one line naming the setting, where ``db upgrade`` once exited 0
     having migrated nothing; offline mode (``--sql``) still writes the SQL on 2.x."""
-    import flask_sqlalchemy
-
     write_chain(project, third=None)
     project.write_app(models="", config='del app.config["SQLALCHEMY_DATABASE_URI"]\n')
     run = project.flask if front == "flask" else project.manage
-    flask_sqlalchemy_2 = not hasattr(flask_sqlalchemy.SQLAlchemy, "engines")
     for command in (("upgrade",), ("current",), ("stamp", "head"), ("check",),
                     ("migrate", "-m", "x"), ("downgrade", "base")):
         proc = run("db", *command, check=False)
-        if not flask_sqlalchemy_2 and front == "flask":
+        if not FLASK_SQLALCHEMY_2 and front == "flask":
             # Flask-SQLAlchemy 3 raises while Flask's CLI imports the application,
             # before any code of ours runs: Flask prints the traceback (README.rst,
             # "When a command fails"), whose last line names the setting.
             assert proc.returncode == 1
             assert "SQLALCHEMY_DATABASE_URI" in proc.stderr.strip().splitlines()[-1]
             continue
-        if flask_sqlalchemy_2:
-            assert FLASK_SQLALCHEMY_2_NO_URL_WARNING in proc.stderr
-            lines = proc.stderr.splitlines()
-            at = next(i for i, line in enumerate(lines) if "UserWarning" in line)
-            proc.stderr = "\n".join(lines[:at] + lines[at + 2:])
-        assert_one_error(proc, "SQLALCHEMY_DATABASE_URI",
+        assert_one_error(without_flask_sqlalchemy_2_no_url_warning(proc), "SQLALCHEMY_DATABASE_URI",
                          "set SQLALCHEMY_DATABASE_URI (for example 'sqlite:///app.db')")
     assert [p.name for p in project.revisions()] == ["r1.py", "r2.py"]
     assert version_rows(project.database) == []
     assert project.database.tables() == set()
-    if flask_sqlalchemy_2:
+    if FLASK_SQLALCHEMY_2:
         proc = run("db", "upgrade", "--sql")
         assert "CREATE TABLE t1" in proc.stdout and "CREATE TABLE t2" in proc.stdout
