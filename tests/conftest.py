@@ -38,6 +38,11 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_DRIVER = "psycopg2" if sa.__version__.startswith("1.") else "psycopg"
 POSTGRES_SCHEME = f"postgresql+{POSTGRES_DRIVER}"
 
+#: Flask-SQLAlchemy 2 (the oldest supported): no ``db.engines``, and a relative
+#: ``sqlite:///app.db`` means ``app.root_path``/app.db (3.x: the instance folder).
+FLASK_SQLALCHEMY_2 = not hasattr(importlib.import_module("flask_sqlalchemy").SQLAlchemy,
+                                 "engines")
+
 SERVER_URLS = {
     "postgresql": os.environ.get(
         "FMC_TEST_POSTGRES_URL", f"{POSTGRES_SCHEME}://postgres@127.0.0.1:5432/test"
