@@ -71,6 +71,7 @@ def without_flask_sqlalchemy_2_no_url_warning(proc):
     proc.stderr = "\n".join(lines[:at] + lines[at + 2:]) + "\n"
     return proc
 
+
 #: sqlalchemy.make_url arrived in 2.0; sqlalchemy.engine.make_url is in 1.4 too.
 make_url = sa.engine.make_url
 

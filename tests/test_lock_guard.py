@@ -21,6 +21,7 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_migrate_compat import Migrate, MigrateError
 from flask_migrate_compat.errors import Terminated
 from flask_migrate_compat.lock import command_guard, guard
+from flask_migrate_compat.state import app_engines
 
 BACKENDS = ["sqlite", "postgresql", "mysql"]
 WAITING = "Waiting for the migration lock on the "
@@ -188,10 +189,12 @@ def app(make_database):
     app = Flask("guarded")
     app.config["SQLALCHEMY_DATABASE_URI"] = database.url
     app.config["SQLALCHEMY_BINDS"] = {"other": f"{database.url}.other"}
+    app.config["SQLALCHEMY_TRACK_MODIFICATIONS"] = False  # Flask-SQLAlchemy 2 warns otherwise
     db = SQLAlchemy(app)
     Migrate(app, db)
     with app.app_context():
-        with guard({"": db.engines[None]}):
+        # app_engines: Flask-SQLAlchemy 2 has no db.engines.
+        with guard({"": app_engines(app, db)[""]}):
             yield app
 
 
