@@ -468,7 +468,9 @@ def warning_text(message: t.Any, filename: str | None, lineno: int | None) -> st
     """
     text = " ".join(str(message).split())
     if filename and lineno and os.path.isfile(filename) and not _library_file(filename):
-        text += f" ({filename}, line {lineno})"
+        # Absolute, as Python 3.10+ names a module loaded from a relative path (env.py
+        # under 'migrations'); 3.9 kept the relative path.
+        text += f" ({os.path.abspath(filename)}, line {lineno})"
     return text
 
 

@@ -140,7 +140,9 @@ from sqlalchemy.engine import Engine
 @event.listens_for(Engine, "do_connect")
 def _refuse(dialect, conn_rec, cargs, cparams):
     if os.environ.get("LEAKY_CONNECT"):
-        raise dialect.loaded_dbapi.OperationalError(
+        # dialect.dbapi on SQLAlchemy 1.4; loaded_dbapi since 2.0.
+        dbapi = getattr(dialect, "loaded_dbapi", None) or dialect.dbapi
+        raise dbapi.OperationalError(
             "authentication failed for password '%s'" % cparams.get("password"))
 '''
 
