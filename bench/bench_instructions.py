@@ -2,8 +2,11 @@
 """Instruction counts and wall-clock medians: ours against Flask-Migrate 4.1, side by side.
 
 For chains of N = 50, 200 and 1000 revisions (the same files, the same app, both at
-head on one SQLite database each), every command below runs once to warm the caches
-(bytecode, and our revision-graph cache), then once under ``valgrind
+head on one SQLite database each), both sides run as a deployed application does:
+``PYTHONDONTWRITEBYTECODE`` is dropped from their environment (``project_env``), a
+first ``db upgrade`` per side writes the bytecode of app.py, env.py and every revision
+file (and our revision-graph cache), which the script checks before measuring. Then
+every command below runs once more to warm the caches, then once under ``valgrind
 --tool=cachegrind`` (``PYTHONHASHSEED=0``), which counts the instructions the
 command's process executes, and ``--repeat`` times for the wall clock:
 
@@ -35,10 +38,11 @@ import statistics
 import subprocess
 import sys
 import time
+from importlib.util import cache_from_source
 from pathlib import Path
 
-from bench_upgrade import (HERE, ensure_fm41, ensure_ours, log, project_env,
-                           setup_projects)
+from bench_upgrade import (FM41_VENV, HERE, OURS_VENV, ensure_fm41, ensure_ours, log,
+                           project_env, setup_projects)
 
 #: (label, our arguments, Flask-Migrate 4.1's arguments)
 COMMANDS = [
@@ -66,6 +70,23 @@ def instructions(argv: list[str], cwd: Path, env: dict) -> int:
     return int(found.group(1).replace(",", ""))
 
 
+def check_warm(path: Path, n: int, ours: bool) -> None:
+    """Fail unless the project at ``path`` holds the bytecode of app.py, env.py and its
+    ``n`` revision files, and (``ours``) our revision-graph cache: what a deployed
+    application has after its first command."""
+    migrations = path / "migrations"
+    wanted = [path / "app.py", migrations / "env.py",
+              *sorted((migrations / "versions").glob("r*.py"))]
+    missing = [str(source) for source in wanted if not Path(cache_from_source(
+        str(source))).exists()]
+    if len(wanted) != n + 2 or missing:
+        raise SystemExit(f"{path}: no bytecode for {len(missing)} of {len(wanted)} files "
+                         f"(first: {missing[:1]}); is PYTHONDONTWRITEBYTECODE still set?")
+    graph = list((migrations / "__pycache__").glob("flask_migrate_compat_revisions.*.graph"))
+    if ours and not graph:
+        raise SystemExit(f"{path}: our revision-graph cache was not written")
+
+
 def wall_ms(argv: list[str], cwd: Path, env: dict) -> float:
     start = time.perf_counter()
     proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True)
@@ -75,11 +96,15 @@ def wall_ms(argv: list[str], cwd: Path, env: dict) -> float:
     return elapsed
 
 
-def run(sizes: list[int], repeat: int, no_cache: bool) -> list[tuple]:
+def run(sizes: list[int], repeat: int, no_cache: bool, reinstall: bool = True
+        ) -> list[tuple]:
     work = HERE / ".work"
     work.mkdir(exist_ok=True)
-    fm41 = str(ensure_fm41())
-    ours = str(ensure_ours())
+    if reinstall:
+        fm41 = str(ensure_fm41())
+        ours = str(ensure_ours())
+    else:  # several sizes measured at once by separate processes: install once
+        fm41, ours = (str(venv / "bin" / "python") for venv in (FM41_VENV, OURS_VENV))
     rows = []
     for n in sizes:
         log(f"N={n}: setting up")
@@ -91,8 +116,11 @@ def run(sizes: list[int], repeat: int, no_cache: bool) -> list[tuple]:
         if no_cache:
             envs["ours"]["FLASK_MIGRATE_COMPAT_NO_CACHE"] = "1"
         for name, python in (("ours", ours), ("fm41", fm41)):
+            # The first run: executes every revision file, so writes their bytecode
+            # (and our graph cache, unless --no-cache).
             subprocess.run([python, "-m", "flask", "db", "upgrade"], cwd=dirs[name],
                            env=envs[name], check=True, capture_output=True)
+            check_warm(dirs[name], n, name == "ours" and not no_cache)
         for label, our_args, fm_args in COMMANDS:
             ours_argv = [ours, "-m", "flask", *our_args]
             fm_argv = [fm41, "-m", "flask", *fm_args]
@@ -130,8 +158,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="wall-clock repetitions per command (default 7)")
     parser.add_argument("--no-cache", action="store_true",
                         help="ours with FLASK_MIGRATE_COMPAT_NO_CACHE=1")
+    parser.add_argument("--no-reinstall", action="store_true",
+                        help="use both venvs as they are (to run sizes in parallel "
+                        "processes once one run installed them)")
     args = parser.parse_args(argv)
-    rows = run(args.n or [50, 200, 1000], args.repeat, args.no_cache)
+    rows = run(args.n or [50, 200, 1000], args.repeat, args.no_cache,
+               not args.no_reinstall)
     print("\nours / Flask-Migrate 4.1 (instructions; wall clock is indicative only on a "
           "shared machine)")
     for row in rows:
