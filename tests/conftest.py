@@ -37,6 +37,8 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 #: from 2.0 on; SQLAlchemy 1.4 (the oldest supported) has psycopg2's only.
 POSTGRES_DRIVER = "psycopg2" if sa.__version__.startswith("1.") else "psycopg"
 POSTGRES_SCHEME = f"postgresql+{POSTGRES_DRIVER}"
+#: SQLAlchemy 1.4, the oldest supported: it still runs the 1.x idioms (with a warning).
+SQLALCHEMY_1 = sa.__version__.startswith("1.")
 #: Seconds a test's held statement sleeps on PostgreSQL before the test interrupts
 #: it: psycopg 3 cancels the statement at Ctrl-C/SIGTERM, psycopg2 lets it end first
 #: (README "The oldest supported stack"), so there it is short, and the interruption
