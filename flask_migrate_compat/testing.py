@@ -339,8 +339,15 @@ def _first_climb_index(result: TestResult) -> int:
 def _stair(config: t.Any, rev: t.Any, before: t.Any, scratch: Scratch) -> str | None:
     """Downgrade one step from ``rev``, compare with ``before``, upgrade again.
     Returns what went wrong, or ``None``."""
+    # "<rev>@-1" downgrades this revision's branch only; "<rev>-1" means "down to its
+    # parent" and so also downgrades a sibling branch already applied, whose failing
+    # or untidy downgrade was then blamed on this revision. A merge keeps "-1": its
+    # "@-1" is an ambiguous walk for Alembic.
+    down = rev.down_revision
+    merge = down is not None and not isinstance(down, str) and len(down) > 1
+    target = f"{rev.revision}-1" if merge else f"{rev.revision}@-1"
     try:
-        _step(config, "downgrade", f"{rev.revision}-1")
+        _step(config, "downgrade", target)
     except Exception as exc:  # noqa: BLE001 - reported
         return f"the downgrade failed: {_failure(exc)}"
     differences = _compare_all(before, scratch.snapshot())
@@ -731,8 +738,21 @@ class Scratch:
 
     def reset(self) -> None:
         """Empty every scratch database."""
+        self.release_application_engines()
         for db in self.databases.values():
             db.wipe()
+
+    def release_application_engines(self) -> None:
+        """Close the pooled connections the application's engines hold to the scratch
+        databases (call it while the application points at them). Flask-SQLAlchemy 2
+        builds an engine of its own, with a pool, from the replaced config: its
+        connections outlived a scratch database dropped and created again (PostgreSQL
+        13's DROP DATABASE ... WITH (FORCE) ends them, and the next upgrade failed with
+        "server closed the connection unexpectedly"); PostgreSQL 12 would refuse the
+        drop. Flask-SQLAlchemy 3 uses our own engines, without a pool."""
+        for engine in app_engines(current_app, get_state().db).values():
+            if self.holds(engine.url):
+                engine.dispose()
 
     def _remove_all(self) -> None:
         # A second SIGTERM while dropping must not leave a database behind: it is
@@ -979,6 +999,10 @@ def _pointed_at(scratch: Scratch, engines: dict[str, t.Any], db: t.Any) -> t.Ite
         sa.event.listen(sa.engine.Engine, "do_connect", refuse_driver_connect)
         yield
     finally:
+        try:
+            scratch.release_application_engines()  # before the scratch databases go
+        except Exception as exc:  # noqa: BLE001 - the drop says more, if it fails
+            _log.debug("could not release the engines: %s", exc)
         if sa.event.contains(sa.engine.Engine, "do_connect", refuse_driver_connect):
             sa.event.remove(sa.engine.Engine, "do_connect", refuse_driver_connect)
         for engine in set(engines.values()):

@@ -37,6 +37,13 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 #: 1.4, which has no psycopg 3 dialect.
 POSTGRES_DRIVER = "psycopg2" if sa.__version__.startswith("1.") else "psycopg"
 POSTGRES_SCHEME = f"postgresql+{POSTGRES_DRIVER}"
+#: SQLAlchemy 1.4, the oldest supported: it still runs the 1.x idioms (with a warning).
+SQLALCHEMY_1 = sa.__version__.startswith("1.")
+#: Seconds a test's held statement sleeps on PostgreSQL before the test interrupts
+#: it: psycopg 3 cancels the statement at Ctrl-C/SIGTERM, psycopg2 lets it end first
+#: (README "The oldest supported stack"), so there it is short, and the interruption
+#: takes effect once it has ended.
+POSTGRES_HOLD_SECONDS = 60 if POSTGRES_DRIVER == "psycopg" else 8
 
 
 def postgres_driver_url(url: str) -> str:
@@ -284,6 +291,14 @@ def kill_spawned() -> None:
 def _no_process_outlives_its_test():
     yield
     kill_spawned()
+
+
+def assert_held_statement_ended(held: float, signalled: float) -> None:
+    """On PostgreSQL with psycopg2: the signal, sent at ``signalled`` while the held
+    statement (started just after ``held``, ``time.monotonic()`` values) ran, took
+    effect only once the statement had ended."""
+    assert signalled - held < POSTGRES_HOLD_SECONDS - 1, "signalled too late to tell"
+    assert time.monotonic() - held > POSTGRES_HOLD_SECONDS - 0.5
 
 
 def wait_for_line(proc, text: str, timeout: float = 30, stream: str = "stderr") -> list[str]:

@@ -180,7 +180,9 @@ def test_healthy_passes_broken_fails_configured_untouched(kind, front_end, make_
         assert enum_left in failures, proc.stdout
         failures.remove(enum_left)
     assert len(failures) == 4, proc.stdout
-    assert failures[0].startswith("[!!] heads: the migrations folder has 2 heads, c3")
+    # The heads in Alembic's order: d4, c3 with Alembic 1.9.4, c3, d4 with newer ones.
+    assert failures[0].startswith("[!!] heads: the migrations folder has 2 heads, ")
+    assert "c3 ('posts')" in failures[0] and "d4 ('tags')" in failures[0]
     assert "db merge heads" in failures[0]
     stairs = [line for line in failures if line.startswith("[!!] stairway: ")]
     assert stairs[0].startswith("[!!] stairway: b2 ('email, longer names'): the "
@@ -199,6 +201,27 @@ def test_healthy_passes_broken_fails_configured_untouched(kind, front_end, make_
         assert list(scratch_tmp.iterdir()) == []
     else:
         assert server_databases(database) == {database.name}
+
+
+def test_stairway_on_branches_downgrades_one_branch(project):
+    """Two branches from b2, both with good downgrades: the stairway of the branch
+    applied second downgrades that branch only, not its sibling (the sibling's table
+    was once reported missing, and a sibling's failing downgrade blamed on it; which
+    branch comes second depends on the Alembic version)."""
+    tags = BROKEN["d4_tags.py"].replace(
+        'sa.Column("kind", sa.Enum("topic", "place", name="tag_kind"))',
+        'sa.Column("kind", sa.String(10))')
+    write_history(project, dict(HEALTHY, **{"d4_tags.py": tags}))
+    proc = project.flask("db", "test", "--only", "stairway", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "[ok] stairway: 4 revisions: " in proc.stdout
+
+    # c3's downgrade raises: only c3's stairway says so, whichever branch runs first.
+    project.write("migrations/versions/c3_posts.py", BROKEN["c3_posts.py"])
+    proc = project.manage("db", "test", "--only", "stairway", check=False)
+    failures = [line for line in proc.stdout.splitlines() if line.startswith("[!!]")]
+    assert len(failures) == 1 and failures[0].startswith(
+        "[!!] stairway: c3 ('posts'): the downgrade failed: downgrade() of c3"), proc.stdout
 
 
 def test_json_only_and_stairway_from(project, tmp_path):

@@ -50,20 +50,27 @@ class App:
         self.app = Flask(__name__)
         self.app.config["SQLALCHEMY_DATABASE_URI"] = url
         self.app.config.update(config)
-        self.db = SQLAlchemy(self.app, engine_options={"poolclass": sa.pool.NullPool})
+        # The engine's pool is emptied after each command (run()), no NullPool: on
+        # Flask-SQLAlchemy 2 it clashes with the pool_size it sets for MySQL.
+        self.db = SQLAlchemy(self.app)
         exec(models, {"db": self.db})  # noqa: S102 - the test's own model source
         Migrate(self.app, self.db, directory=str(directory), render_as_batch=batch)
         self.warnings: list[str] = []
 
     def run(self, command, *args, **kwargs):
         self.warnings = []
-        with self.app.app_context(), warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                return command(*args, **kwargs)
-            finally:
-                self.warnings = [str(w.message) for w in caught
-                                 if issubclass(w.category, ReviewWarning)]
+        try:
+            with self.app.app_context(), warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    return command(*args, **kwargs)
+                finally:
+                    self.warnings = [str(w.message) for w in caught
+                                     if issubclass(w.category, ReviewWarning)]
+        finally:
+            # After the context ended (its session gave its connection back): no
+            # connection stays open between commands.
+            with self.app.app_context():
                 self.db.engine.dispose()
 
 
