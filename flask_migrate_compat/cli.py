@@ -264,6 +264,7 @@ def _run(func: t.Callable[..., t.Any], _failure_code: int = 1,
             _show_warnings(caught)
             line = core.error_message(exc)
             click.echo(f"Error: {line}", err=True)
+            errors.note_reported_failure()
             if _on_error is not None:
                 _on_error(line)
             code = errors.exit_code(exc)

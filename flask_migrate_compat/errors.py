@@ -630,6 +630,17 @@ def _sqlalchemy_1() -> bool:
     return sqlalchemy.__version__.startswith("1.")
 
 
+#: Holds ``True`` once a command of this process has printed its ``Error:`` line
+#: (:func:`note_reported_failure`).
+_reported: list[bool] = []
+
+
+def note_reported_failure() -> None:
+    """Record that a command printed its ``Error:`` line: the same engine failure
+    raised again afterwards is not a second failure (see :func:`install_startup_hook`)."""
+    _reported.append(True)
+
+
 def install_startup_hook() -> None:
     """Make an uncaught :func:`startup_error_message` failure print one ``Error:``
     line instead of a traceback (the process still exits with code 1).
@@ -638,6 +649,11 @@ def install_startup_hook() -> None:
     happen in ``manage.py`` before any command runs. Anything else, and everything
     when ``FLASK_MIGRATE_COMPAT_TRACEBACK`` is set, goes to the previous
     ``sys.excepthook``. Installing twice is harmless.
+
+    After a command has printed its ``Error:`` line, such a failure prints nothing:
+    Flask-SQLAlchemy 2 makes its engine again when the application context ends
+    (``SQLALCHEMY_COMMIT_ON_TEARDOWN``), and fails again for the reason the line
+    already gave.
     """
     previous = sys.excepthook
     if getattr(previous, "_fmc_startup_hook", False):
@@ -649,7 +665,7 @@ def install_startup_hook() -> None:
         message = None if os.environ.get(TRACEBACK_ENV) else startup_error_message(exc)
         if message is None:
             previous(kind, exc, tb)
-        else:
+        elif not _reported:
             print(f"Error: {message}", file=sys.stderr)
 
     hook._fmc_startup_hook = True  # type: ignore[attr-defined]

@@ -487,6 +487,21 @@ def test_startup_failures_are_one_line(project, case, route):
     assert proc.returncode == 1 and "Traceback" in proc.stderr
 
 
+@pytest.mark.parametrize("route", ["manage", "runner"])
+def test_one_line_when_the_context_teardown_fails_again(project, route):
+    """Flask-SQLAlchemy 2 with ``SQLALCHEMY_COMMIT_ON_TEARDOWN`` (flasky's config) makes
+    its engine again when the application context ends, after the command printed
+    its line, and fails again: still one line (Flask-SQLAlchemy 3 fails at start-up
+    and has no such setting)."""
+    project.write("app.py", STARTUP_APP.replace(
+        "db = SQLAlchemy(app)", 'app.config["SQLALCHEMY_COMMIT_ON_TEARDOWN"] = True\n'
+        "db = SQLAlchemy(app)"))
+    args = startup_route(project, route, "db", "upgrade")
+    proc = project.run(*args, check=False,
+                       env={"BROKEN_URL": "postgres://u:Pw-0-secret@127.0.0.1/x"})
+    assert_one_error(proc, "SQLALCHEMY_DATABASE_URI starts with 'postgres://'")
+
+
 @pytest.mark.parametrize("route", ["flask", "manage", "runner"])
 def test_unparsable_url_never_shows_its_password(project, route):
     """Issue 20's URL: '://' mistyped as '//', which SQLAlchemy 1.4 quoted whole,
