@@ -436,13 +436,13 @@ def merge(**kwargs: t.Any) -> None:
     _run(core.merge, **kwargs)
 
 
+#: The options upgrade and downgrade share, in their help order.
+_MIGRATION_OPTIONS = (directory_option, sql_option, tag_option, x_arg_option,
+                      _version_table_options, quiet_option)
+
+
 @db.lazy_command(
-    directory_option,
-    sql_option,
-    tag_option,
-    x_arg_option,
-    _version_table_options,
-    quiet_option,
+    *_MIGRATION_OPTIONS,
     click.argument("revision", default="head"),
     with_appcontext,
 )
@@ -452,12 +452,7 @@ def upgrade(**kwargs: t.Any) -> None:
 
 
 @db.lazy_command(
-    directory_option,
-    sql_option,
-    tag_option,
-    x_arg_option,
-    _version_table_options,
-    quiet_option,
+    *_MIGRATION_OPTIONS,
     click.argument("revision", default="-1"),
     with_appcontext,
 )

@@ -53,6 +53,18 @@ def lost_revision_project(make_database, make_project, kind="sqlite"):
     return project, database, sha
 
 
+def add_unrelated_history(project, back_to: str) -> None:
+    """A second history sharing no commit (a book's second edition) whose one commit,
+    newer than all others, adds a2's file; then ``back_to`` is checked out again."""
+    git(project, "checkout", "-q", "--orphan", "second-edition")
+    git(project, "rm", "-rq", "--cached", ".")
+    write_revision(project, "a2", "a1", "email", message="second edition")
+    git(project, "add", "migrations/versions/a2_email.py")
+    git(project, "commit", "-q", "-m", "Second edition, chapter 1")
+    git(project, "clean", "-fdq", "migrations/versions")
+    git(project, "checkout", "-q", "-f", back_to)
+
+
 # -- where did the revision go ----------------------------------------------------------
 
 
@@ -62,13 +74,7 @@ def test_blames_the_checked_out_branch_before_an_unrelated_history(make_database
     newer commit: the commit of the checked-out branch that deleted it is named, and
     no merge of the other history is suggested."""
     project, database, sha = lost_revision_project(make_database, make_project)
-    git(project, "checkout", "-q", "--orphan", "second-edition")
-    git(project, "rm", "-rq", "--cached", ".")
-    write_revision(project, "a2", "a1", "email", message="second edition")
-    git(project, "add", "migrations/versions/a2_email.py")
-    git(project, "commit", "-q", "-m", "Second edition, chapter 1")
-    git(project, "clean", "-fdq", "migrations/versions")
-    git(project, "checkout", "-q", "-f", "main")
+    add_unrelated_history(project, back_to="main")
     assert not (project.path / "migrations/versions/a2_email.py").exists()
     before = snapshot(database)
     for front in FRONTS:
@@ -103,13 +109,7 @@ def test_prefers_a_later_commit_of_this_line_to_an_unrelated_history(make_databa
     write_revision(project, "a2", "a1", "email")
     commit_all(project, "a2")
     project.flask("db", "upgrade")
-    git(project, "checkout", "-q", "--orphan", "second-edition")
-    git(project, "rm", "-rq", "--cached", ".")
-    write_revision(project, "a2", "a1", "email", message="second edition")
-    git(project, "add", "migrations/versions/a2_email.py")
-    git(project, "commit", "-q", "-m", "Second edition, chapter 1")
-    git(project, "clean", "-fdq", "migrations/versions")
-    git(project, "checkout", "-q", "-f", old)
+    add_unrelated_history(project, back_to=old)
     assert not (project.path / "migrations/versions/a2_email.py").exists()
     before = snapshot(database)
     for front in FRONTS:
