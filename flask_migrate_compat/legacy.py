@@ -53,7 +53,8 @@ def _caller_line() -> str:
         filename = frame.f_code.co_filename
         if os.path.normcase(os.path.abspath(filename)) != here and not str(
                 frame.f_globals.get("__name__", "")).startswith("alembic."):
-            return f"{filename}, line {frame.f_lineno}"
+            # Absolute on Python 3.9 too, which names env.py as Alembic gave its path.
+            return f"{os.path.abspath(filename)}, line {frame.f_lineno}"
         frame = frame.f_back
     return "<unknown>"
 

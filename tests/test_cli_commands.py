@@ -334,11 +334,15 @@ def test_help_lists_every_command_and_builds_none(project):
     assert [line.split()[0] for line in listing] == names
     assert "  upgrade         Upgrade the database to a later revision (default: head)." \
         in listing
-    # 'flask db' alone: the same help, on stderr, exit code 2 (Click's usage error).
+    # 'flask db' alone: the same help, built from nothing. Click 8.2 prints it on stderr
+    # with exit code 2 (a usage error); 8.1 (the newest on Python 3.9) on stdout, 0.
+    from importlib.metadata import version
+
+    click_8_2 = tuple(int(part) for part in version("click").split(".")[:2]) >= (8, 2)
     bare = project.run("probe.py", "db", check=False, env={"COLUMNS": "80"})
-    assert bare.returncode == 2
+    assert bare.returncode == (2 if click_8_2 else 0)
     assert built(bare) == []
-    assert bare.stderr.startswith(proc.stdout)
+    assert (bare.stderr if click_8_2 else bare.stdout).startswith(proc.stdout)
 
     project.flask("db", "init")
     assert built(project.run("probe.py", "db", "upgrade")) == ["upgrade"]

@@ -19,7 +19,8 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import (
-    Project, assert_one_error, output, project_env, pty_run, spawn, wait_for_line,
+    Project, assert_one_error, output, postgres_driver_url, project_env, pty_run, spawn,
+    wait_for_line,
 )
 from test_deploy import (
     MODELS_EMAIL, MODELS_POSTS, MODELS_USERS, closed_port, db_cmd, git, new_project,
@@ -437,7 +438,8 @@ def test_schema_check_honours_env_py_include_object(make_database, make_project)
 
 def test_unreachable_server_lock_not_said_free(make_database, make_project):
     project, _database = new_project(make_database, make_project, "sqlite")
-    url = f"postgresql://nobody@127.0.0.1:{closed_port()}/nowhere"
+    # The driver named: a bare postgresql:// means psycopg2 before SQLAlchemy 2.1.
+    url = postgres_driver_url(f"postgresql://nobody@127.0.0.1:{closed_port()}/nowhere")
     for front in FRONTS:
         proc = db_cmd(project, front, "doctor", env={"DATABASE_URL": url})
         assert proc.returncode == 1, output(proc)
