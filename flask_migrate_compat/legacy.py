@@ -525,8 +525,9 @@ def check_sqlite_paths() -> None:
     """Refuse to migrate a new SQLite file while the migrated one sits elsewhere.
 
     Flask-SQLAlchemy 3.0 resolves a relative ``sqlite:///app.db`` under the
-    application's instance folder; 2.x (and so every project set up with it) used the
-    working directory. Run unchanged, ``upgrade`` would create an empty
+    application's instance folder; 2.x used the application's root folder, and the
+    env.py of Flask-Migrate 1.x-2.4 (Alembic alone) the working directory, usually
+    the same folder. Run unchanged, ``upgrade`` would create an empty
     ``instance/app.db`` and migrate it from scratch while the real data stays in
     ``./app.db``. Called at the start of ``upgrade``, ``downgrade`` and ``stamp``,
     except in offline ``--sql`` mode and with their ``use_new_sqlite_path`` argument
@@ -556,8 +557,8 @@ def check_sqlite_paths() -> None:
         raise MigrateError(
             f"{setting} {str(configured)!r} now means {new_path}, which has no "
             f"migrations (Flask-SQLAlchemy 3 puts relative SQLite paths in the instance "
-            f"folder), but {old_path} (the same path from the working directory, where "
-            f"Flask-SQLAlchemy 2 put it) holds the migrated database: set {setting} to "
+            f"folder), but {old_path} (the same path from the working directory) holds "
+            f"the migrated database: set {setting} to "
             f"'sqlite:///{old_path}' (an absolute path), or move {old_path} to "
             f"{new_path}; to use {new_path} anyway, pass {SQLITE_OVERRIDE_OPTION}"
         )
