@@ -211,7 +211,9 @@ def check_database_configured(command: t.Callable[..., t.Any], **options: t.Any)
         return
     from flask import current_app
 
-    if hasattr(legacy.unwrap(get_state().db), "engines"):  # Flask-SQLAlchemy 3
+    from .state import flask_sqlalchemy_2
+
+    if not flask_sqlalchemy_2(get_state().db):  # 3.0 raises instead of falling back
         return
     if current_app.config.get("SQLALCHEMY_DATABASE_URI") == _FLASK_SQLALCHEMY_2_FALLBACK:
         raise MigrateError(
