@@ -82,7 +82,7 @@ def check_warm(path: Path, n: int, ours: bool) -> None:
     if len(wanted) != n + 2 or missing:
         raise SystemExit(f"{path}: no bytecode for {len(missing)} of {len(wanted)} files "
                          f"(first: {missing[:1]}); is PYTHONDONTWRITEBYTECODE still set?")
-    graph = list((migrations / "__pycache__").glob("flask_migrate_compat_revisions.*.graph"))
+    graph = list((migrations / "__pycache__").glob("flask_migrate_compat_revisions.*.graph.pyc"))
     if ours and not graph:
         raise SystemExit(f"{path}: our revision-graph cache was not written")
 

@@ -18,12 +18,11 @@ import os
 import sys
 import typing as t
 import warnings
-import weakref
 
 import click
 from flask.cli import with_appcontext
 
-from . import core, errors, legacy
+from . import command_process, core, errors, legacy
 
 #: Key under which the group callback leaves its options in ``ctx.meta``, which every
 #: sub-command's context shares (``ctx.obj`` belongs to Flask's ``ScriptInfo``).
@@ -216,9 +215,6 @@ def db(ctx: click.Context, directory: str | None, x_arg: tuple[str, ...]) -> Non
     ctx.meta[GROUP_OPTIONS_KEY] = {"directory": directory, "x_arg": x_arg}
 
 
-_run_seen: list[bool] = []
-
-
 def _run(func: t.Callable[..., t.Any], _failure_code: int = 1,
          _on_error: t.Callable[[str], None] | None = None, **kwargs: t.Any) -> t.Any:
     """Call a core command with the group-level options merged in.
@@ -244,11 +240,7 @@ def _run(func: t.Callable[..., t.Any], _failure_code: int = 1,
         kwargs["directory"] = group.get("directory")
     if "x_arg" in accepted:
         kwargs["x_arg"] = (*group.get("x_arg", ()), *kwargs.get("x_arg", ()))
-    if not _run_seen:
-        import atexit
-
-        atexit.register(_skip_final_collection)
-        _run_seen.append(True)
+    command_process.begin()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
         # CPython keeps the last filter list a warning was checked against for the
@@ -271,50 +263,7 @@ def _run(func: t.Callable[..., t.Any], _failure_code: int = 1,
             ctx.exit(_failure_code if code == 1 else code)
         finally:
             _show_warnings(caught)
-            _remember_engines()
-
-
-def _skip_final_collection() -> None:
-    """At interpreter exit after a command, close the connections of the engines the
-    commands used (:func:`_remember_engines`), then spare the last full garbage
-    collection its walk over every object still alive (:func:`gc.freeze`). Registered
-    with :mod:`atexit` once per process by :func:`_run`.
-
-    Why: that walk costs more than anything else a command does past its imports,
-    ~150 M instructions for an application using Flask-SQLAlchemy (6 % of ``db
-    upgrade`` at head, measured with bench/bench_instructions.py), and the process
-    ends right after, so the memory goes back to the system either way. Python does
-    not promise to call ``__del__`` for objects alive at exit; the engines are
-    disposed of first, so every pooled connection is closed as a client should close
-    it. (Not at the end of the command: an in-process caller may go on using an
-    in-memory SQLite database, which disposing of its engine would discard.)
-    """
-    import gc
-
-    for engine in list(_engines_used):
-        try:
-            engine.dispose()
-        except Exception:  # noqa: BLE001 - a driver failing at exit: nothing to do
-            pass
-    gc.freeze()
-
-
-#: The application engines the commands of this process used, closed at exit; weak
-#: references, so that a test process creating many applications keeps none alive.
-_engines_used: weakref.WeakSet = weakref.WeakSet()
-
-
-def _remember_engines() -> None:
-    """Add the current application's engines to :data:`_engines_used`."""
-    try:
-        from flask import current_app
-
-        from .state import app_engines, get_state
-
-        for engine in app_engines(current_app, get_state().db).values():
-            _engines_used.add(engine)
-    except Exception:  # noqa: BLE001 - no app context, no engine: nothing to close
-        pass
+            command_process.remember_engines()
 
 
 def terminal_asker() -> t.Callable[[t.Any], t.Any] | None:

@@ -4,10 +4,12 @@ revision file.
 Alembic learns each revision's ``revision``, ``down_revision``, ``branch_labels``,
 ``depends_on`` and docstring by executing the file as a module, on every command. At
 1000 revisions that is about half of what ``db upgrade`` at head or ``db current``
-costs, although those commands need only the graph. This module keeps those values in
-one file, and gives Alembic :class:`~alembic.script.Script` objects whose ``module``
-is a :class:`LazyModule`: the file is executed only when something asks for more than
-the graph (its ``upgrade()``/``downgrade()`` when the revision runs, or any other
+costs, although those commands need only the graph. This module keeps in one file
+those values and the revision map Alembic built from them (each Script's attributes
+and the map's, as Alembic's build left them), and gives Alembic that map, already
+built, of :class:`~alembic.script.Script` objects whose ``module`` is a
+:class:`LazyModule`: the file is executed only when something asks for more than the
+graph (its ``upgrade()``/``downgrade()`` when the revision runs, or any other
 attribute).
 
 Never stale
@@ -44,8 +46,12 @@ Set ``FLASK_MIGRATE_COMPAT_NO_CACHE=1`` to turn it off (no read, no write).
 
 Checked against Alembic 1.9.4 and 1.20.1: it relies on ``ScriptDirectory``'s
 ``_version_locations``, ``sourceless`` and ``recursive_version_locations`` (absent
-before 1.10: not recursive), ``RevisionMap(generator)``, ``Script(module, rev_id,
-path)`` and ``alembic.util.load_python_file``; anything missing means the full load.
+before 1.10: not recursive), ``RevisionMap(generator)`` keeping what its build
+computes in the instance's ``__dict__`` (memoized attributes, ``_revision_map``
+among them), ``Script`` keeping its state in its ``__dict__``, and
+``alembic.util.load_python_file``; anything missing means the full load. Alembic's
+version is part of the key, so a cache is only ever read by the Alembic whose build
+wrote it.
 """
 from __future__ import annotations
 
@@ -59,7 +65,7 @@ from importlib.util import cache_from_source, source_hash
 NO_CACHE_ENV = "FLASK_MIGRATE_COMPAT_NO_CACHE"
 
 #: Bumped whenever the file's layout or the meaning of its key changes.
-FORMAT = 1
+FORMAT = 2
 
 #: The module attributes Alembic reads to build the graph (``Script.__init__``,
 #: ``Script.longdoc``).
@@ -112,15 +118,24 @@ def _walk(location: str) -> list[tuple[str, str, bool]]:
     return found
 
 
+#: The first read of a file asks for this much: revision files are a few kilobytes.
+_READ_SIZE = 1 << 16
+
+
 def _read(path: str) -> bytes:
-    """The bytes of a file (``os`` calls: an ``open()`` file object per revision file
-    costs more than the read)."""
+    """The bytes of a file: ``os`` calls (an ``open()`` file object per revision file
+    costs more than the read), and no ``stat`` (its three nanosecond times cost
+    more than the read too). A file shorter than :data:`_READ_SIZE` takes one read;
+    should a read ever return less than the whole of a shorter file, the key differs
+    from the cache's: a full load, never a stale answer."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        size = os.fstat(fd).st_size
-        chunks = [os.read(fd, size + 1)]
+        data = os.read(fd, _READ_SIZE)
+        if len(data) < _READ_SIZE:
+            return data
+        chunks = [data]
         while chunks[-1]:
-            chunks.append(os.read(fd, 65536))
+            chunks.append(os.read(fd, _READ_SIZE))
         return b"".join(chunks)
     finally:
         os.close(fd)
@@ -142,6 +157,7 @@ class Snapshot:
 
         from . import __version__
 
+        # Hashed at once: each file's bytes preceded by its name and length.
         parts = [repr((FORMAT, __version__, alembic_version, sys.version_info[:2],
                        sys.implementation.name,
                        getattr(script, "recursive_version_locations", False),
@@ -149,7 +165,9 @@ class Snapshot:
                         for location in locations])).encode()]
         template = os.path.join(script.dir, "script.py.mako")
         try:
-            parts.append(b"template\0" + source_hash(_read(template)))
+            data = _read(template)
+            parts.append(b"template:%d\0" % len(data))
+            parts.append(data)
         except OSError:
             parts.append(b"no template\0")
         self.locations = [os.path.realpath(location) for location in locations]
@@ -161,17 +179,18 @@ class Snapshot:
             if not os.path.isdir(location):
                 parts.append(f"{index}: absent\0".encode())
                 continue
+            # os.path.join(real location, relative), without its cost per file.
+            prefix = os.path.join(self.locations[index], "")
             for relative, path, link in _walk(location):
                 data = _read(path)
                 parts.append(f"{index}:{relative}:{len(data)}\0".encode())
-                parts.append(source_hash(data))
-                folder, _, name = relative.rpartition("/")
-                if name.endswith(".py") and not name.startswith((".#", "__init__")) \
-                        and (recursive or not folder):
-                    # Alembic names a revision file by its real path.
-                    real = os.path.realpath(path) if link else \
-                        os.path.join(self.locations[index], relative)
-                    self.files[real] = (index, relative, data)
+                parts.append(data)
+                if relative.endswith(".py"):
+                    folder, _, name = relative.rpartition("/")
+                    if not name.startswith((".#", "__init__")) and (recursive or not folder):
+                        # Alembic names a revision file by its real path.
+                        real = os.path.realpath(path) if link else prefix + relative
+                        self.files[real] = (index, relative, data)
         self.key = source_hash(b"".join(parts))
 
 
@@ -199,17 +218,14 @@ class LazyModule(types.ModuleType):
     Alembic loads it) and the answer comes from the real module, which also replaces
     this one on the :class:`~alembic.script.Script`.
 
-    :param name: the module name Alembic would give it.
-    :param path: the file.
-    :param values: the graph values the file defines (:data:`GRAPH_NAMES`, and
-        ``__doc__``); a graph name absent from it is absent from the file.
-    """
+    Made by :func:`load` (1000 of them cost less without an ``__init__`` of their
+    own), a module named as Alembic would name it, holding:
 
-    def __init__(self, name: str, path: str, values: dict[str, t.Any]) -> None:
-        super().__init__(name, values.get("__doc__"))
-        self.__dict__.update(values)
-        self.__dict__["__file__"] = path
-        self.__dict__["_fmc_script"] = None
+    * the graph values the file defines (:data:`GRAPH_NAMES`, and ``__doc__``); a
+      graph name absent from it is absent from the file;
+    * ``__file__``: the file;
+    * ``_fmc_script``: the :class:`~alembic.script.Script` whose module it is.
+    """
 
     def __getattr__(self, name: str) -> t.Any:
         if name in GRAPH_NAMES or name == "_alembic_source_encoding":
@@ -235,34 +251,68 @@ class LazyModule(types.ModuleType):
         return module
 
 
-def load(script: t.Any, snapshot: Snapshot, path: str) -> list[t.Any] | None:
-    """The Script objects of a cache file matching ``snapshot``, in the order
-    Alembic's own load gave them; ``None`` when the file is absent, unreadable, of
-    another key or not understood."""
+def load(script: t.Any, snapshot: Snapshot, path: str) -> t.Any | None:
+    """The revision map a cache file matching ``snapshot`` holds, built as Alembic
+    built it when the file was written; ``None`` when the file is absent,
+    unreadable, of another key or not understood.
+
+    :returns: an :class:`alembic.script.revision.RevisionMap` whose map is already
+        built (Alembic's memoized attributes set), of :class:`~alembic.script.Script`
+        objects in the order Alembic's own load gave them.
+    """
+    import gc
     import marshal
 
     from alembic.script import Script
+    from alembic.script.revision import RevisionMap
 
+    # Many small objects at once: no garbage collection can find anything to free
+    # among them, so none runs while they are made.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         with open(path, "rb") as f:
             stored = marshal.loads(f.read())
-        fmt, key, entries = stored
+        fmt, key, entries, map_pairs, map_state = stored
         if fmt != FORMAT or key != snapshot.key:
             return None
         scripts = []
-        for index, relative, link, name, values in entries:
-            real = os.path.join(snapshot.locations[index], relative)
+        by_id = {}
+        new_script, new_module = object.__new__, types.ModuleType.__new__
+        init_module = types.ModuleType.__init__
+        prefixes = [os.path.join(location, "") for location in snapshot.locations]
+        for index, relative, link, name, values, state in entries:
+            real = prefixes[index] + relative
             if link:  # Alembic names a revision file by its real path
                 real = os.path.realpath(real)
-            module = LazyModule(name, real, values)
-            found = Script(module, values["revision"], real)
-            module.__dict__["_fmc_script"] = found
+            # The LazyModule, and the Script as Alembic left it after
+            # building the map, made without their __init__: theirs (and the
+            # map's) is the work the cache spares.
+            module = new_module(LazyModule)
+            init_module(module, name, values.get("__doc__"))
+            found = new_script(Script)
+            namespace = module.__dict__
+            namespace.update(values)
+            namespace["__file__"] = real
+            namespace["_fmc_script"] = found
+            found.__dict__.update(state)
+            found.module = module
+            found.path = real
             scripts.append(found)
+            by_id[found.revision] = found
+        revision_map = RevisionMap(lambda: scripts)
+        revision_map.__dict__.update(map_state)
+        revision_map.__dict__["_revision_map"] = {
+            name: None if revision is None else by_id[revision]
+            for name, revision in map_pairs}
     except Exception:  # noqa: BLE001 - unreadable, truncated, foreign: full load
         return None
+    finally:
+        if collecting:
+            gc.enable()
     if len(scripts) != len(snapshot.files):
         return None
-    return scripts
+    return revision_map
 
 
 # -- writing ----------------------------------------------------------------------------
@@ -317,10 +367,16 @@ def graph_values(source: bytes) -> dict[str, t.Any] | None:
     return values
 
 
-def store(snapshot: Snapshot, scripts: list[t.Any], path: str) -> bool:
-    """Write the cache for ``scripts`` (what Alembic's full load gave, in order) when
-    every one of them can be cached; silently nothing when not, or when the folder
-    cannot be written.
+def store(snapshot: Snapshot, revision_map: t.Any, scripts: list[t.Any], path: str
+          ) -> bool:
+    """Write the cache for ``revision_map`` (an Alembic RevisionMap just built from
+    ``scripts``, what Alembic's full load gave, in order) when every one of them can
+    be cached; silently nothing when not, or when the folder cannot be written.
+
+    What is kept of each :class:`~alembic.script.Script` and of the map is their
+    attributes as Alembic's build left them, whatever they are, so long as they are
+    plain data (no object of Alembic's but the Scripts the map names): the key holds
+    Alembic's version, and the same files give the same build.
 
     :returns: whether the cache was written.
     """
@@ -329,6 +385,15 @@ def store(snapshot: Snapshot, scripts: list[t.Any], path: str) -> bool:
     entries = []
     if len(scripts) != len(snapshot.files):
         return False
+    ids = {id(found): found.revision for found in scripts}
+    try:
+        map_state = dict(vars(revision_map))
+        built = map_state.pop("_revision_map")
+        map_state.pop("_generator", None)
+        map_pairs = [(name, None if found is None else ids[id(found)])
+                     for name, found in built.items()]
+    except (KeyError, TypeError):
+        return False  # not built, or holding something else than these Scripts
     for found in scripts:
         on_disk = snapshot.files.get(found.path)
         if on_disk is None:
@@ -341,11 +406,13 @@ def store(snapshot: Snapshot, scripts: list[t.Any], path: str) -> bool:
             return False  # its values are not the literals of the bytes hashed
         # Paths relative to their version location: a moved project keeps its cache.
         link = found.path != os.path.join(snapshot.locations[on_disk[0]], on_disk[1])
-        entries.append((on_disk[0], on_disk[1], link, module.__name__, values))
+        state = {name: value for name, value in vars(found).items()
+                 if name not in ("module", "path")}
+        entries.append((on_disk[0], on_disk[1], link, module.__name__, values, state))
     try:
-        data = marshal.dumps((FORMAT, snapshot.key, entries))
+        data = marshal.dumps((FORMAT, snapshot.key, entries, map_pairs, map_state))
     except ValueError:
-        return False  # a literal marshal cannot hold
+        return False  # a value marshal cannot hold: not plain data
     folder = os.path.dirname(path)
     temporary = f"{path[:-len('.pyc')]}.{os.getpid()}.{os.urandom(4).hex()}.tmp.pyc"
     try:
@@ -390,9 +457,9 @@ def attach(script: t.Any) -> t.Callable[[], bool] | None:
         snapshot = Snapshot(script, locations)
     except Exception:  # noqa: BLE001 - e.g. an unreadable file: Alembic will say
         return None
-    scripts = load(script, snapshot, path)
-    if scripts is not None:
-        script.revision_map = RevisionMap(lambda: scripts)
+    revision_map = load(script, snapshot, path)
+    if revision_map is not None:
+        script.revision_map = revision_map
         return None
     recorded: list[t.Any] = []
     full_load = script._load_revisions
@@ -403,4 +470,4 @@ def attach(script: t.Any) -> t.Callable[[], bool] | None:
             yield found
 
     script.revision_map = RevisionMap(recording)
-    return lambda: store(snapshot, recorded, path)
+    return lambda: store(snapshot, script.revision_map, recorded, path)

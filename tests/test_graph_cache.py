@@ -444,3 +444,63 @@ def test_current_linear_set_is_alembics(tmp_path):
         for ids in itertools.combinations(sorted(graph), size):
             expected = script.get_all_current(ids)
             assert _all_current(script, ids, script.get_all_current) == expected, ids
+
+
+def test_cached_map_is_alembics_build(tmp_path, monkeypatch):
+    """The revision map read from the cache holds what Alembic's own build of the same
+    files holds: every Script's attributes, the map's keys (revisions and branch
+    labels), its heads and bases, and the order of a walk over the whole graph; on a
+    graph with two bases, a branch point, a merge point, branch labels, a dependency
+    on another branch's label and a revision file in a sub-folder."""
+    from alembic.script import ScriptDirectory
+
+    from flask_migrate_compat import graph_cache
+
+    versions = tmp_path / "versions"
+    (versions / "sub").mkdir(parents=True)
+    graph = {"a": None, "b": "a", "c": "b", "d": "b", "e": ("c", "d"), "f": "e",
+             "x": None, "y": "x", "z": "y"}
+    for rev, down in graph.items():
+        text = revision_text(rev, down, f"rev {rev}")
+        if rev == "d":
+            text = text.replace("depends_on = None", "depends_on = 'other'")
+        if rev == "x":
+            text = text.replace("branch_labels = None", "branch_labels = ('other',)")
+        if rev == "c":
+            text = text.replace("branch_labels = None", "branch_labels = ('side', 'c2')")
+        (versions / ("sub" if rev == "z" else "") / f"{rev}.py").write_text(text)
+
+    def script_directory():
+        script = ScriptDirectory(str(tmp_path), recursive_version_locations=True)
+        store = graph_cache.attach(script)
+        script.revision_map.heads
+        return script, store
+
+    def state(script):
+        revision_map = script.revision_map
+        built = revision_map._revision_map
+        return (
+            {name: {key: value for key, value in vars(found).items() if key != "module"}
+             for name, found in built.items() if found is not None},
+            {name: getattr(found, "revision", found) for name, found in built.items()},
+            {key: value for key, value in vars(revision_map).items()
+             if key not in ("_generator", "_revision_map")},
+            [found.revision for found in script.walk_revisions("base", "heads")],
+            [found.revision for found in revision_map.iterate_revisions("other@head", "base")],
+        )
+
+    monkeypatch.setenv(graph_cache.NO_CACHE_ENV, "1")
+    alembic_built, store = script_directory()
+    assert store is None
+    monkeypatch.delenv(graph_cache.NO_CACHE_ENV)
+    written, store = script_directory()
+    assert store is not None and store() is True  # executed every file, then stored
+    cached, store = script_directory()
+    assert store is None  # read from the cache
+    assert all(type(found.module) is graph_cache.LazyModule
+               for found in cached.revision_map._revision_map.values() if found)
+    assert state(cached) == state(alembic_built) == state(written)
+    assert set(cached.revision_map._revision_map) == {*graph, "other", "side", "c2", None, ()}
+    # A revision's module, once asked for more than the graph, is the executed file.
+    c = cached.get_revision("c")
+    assert callable(c.module.upgrade) and type(c.module) is not graph_cache.LazyModule
