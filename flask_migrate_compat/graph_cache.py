@@ -40,7 +40,8 @@ Where it lives
     lists revision files, and tools that clean bytecode clean this too (the next
     command rebuilds it). It is written to a temporary file and moved into place
     (:func:`os.replace`), so concurrent commands never see half a file; a folder that
-    cannot be written, or a cache that cannot be read, means the full load, silently.
+    cannot be written, or a cache that cannot be read or fails its own checksum
+    (damaged on disk, edited), means the full load, silently.
 
 Set ``FLASK_MIGRATE_COMPAT_NO_CACHE=1`` to turn it off (no read, no write).
 
@@ -66,6 +67,8 @@ NO_CACHE_ENV = "FLASK_MIGRATE_COMPAT_NO_CACHE"
 
 #: Bumped whenever the file's layout or the meaning of its key changes.
 FORMAT = 2
+#: The file starts with the checksum (importlib.util.source_hash) of the rest.
+_DIGEST_SIZE = 8
 
 #: The module attributes Alembic reads to build the graph (``Script.__init__``,
 #: ``Script.longdoc``).
@@ -254,7 +257,7 @@ class LazyModule(types.ModuleType):
 def load(script: t.Any, snapshot: Snapshot, path: str) -> t.Any | None:
     """The revision map a cache file matching ``snapshot`` holds, built as Alembic
     built it when the file was written; ``None`` when the file is absent,
-    unreadable, of another key or not understood.
+    unreadable, not what its checksum says, of another key or not understood.
 
     :returns: an :class:`alembic.script.revision.RevisionMap` whose map is already
         built (Alembic's memoized attributes set), of :class:`~alembic.script.Script`
@@ -272,8 +275,12 @@ def load(script: t.Any, snapshot: Snapshot, path: str) -> t.Any | None:
     gc.disable()
     try:
         with open(path, "rb") as f:
-            stored = marshal.loads(f.read())
-        fmt, key, entries, map_pairs, map_state = stored
+            stored = f.read()
+        # The file's own checksum first: a cache damaged on disk, or edited, whose
+        # key still matched would otherwise be believed.
+        if source_hash(stored[_DIGEST_SIZE:]) != stored[:_DIGEST_SIZE]:
+            return None
+        fmt, key, entries, map_pairs, map_state = marshal.loads(stored[_DIGEST_SIZE:])
         if fmt != FORMAT or key != snapshot.key:
             return None
         scripts = []
@@ -411,6 +418,7 @@ def store(snapshot: Snapshot, revision_map: t.Any, scripts: list[t.Any], path: s
         entries.append((on_disk[0], on_disk[1], link, module.__name__, values, state))
     try:
         data = marshal.dumps((FORMAT, snapshot.key, entries, map_pairs, map_state))
+        data = source_hash(data) + data
     except ValueError:
         return False  # a value marshal cannot hold: not plain data
     folder = os.path.dirname(path)

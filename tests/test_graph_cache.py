@@ -274,7 +274,11 @@ def test_corrupt_or_unreadable_cache_falls_back_silently(chain):
     project, script_dir, ids = chain
     [cache] = cache_files(script_dir)
     good = cache.read_bytes()
-    for damaged in (b"", b"garbage", good[: len(good) // 2], good[:-3] + b"xyz"):
+    # The last: damage that leaves a readable file of the right key, saying another
+    # message (same length) for a revision.
+    assert good.count(b"step a005") == 1
+    for damaged in (b"", b"garbage", good[: len(good) // 2], good[:-3] + b"xyz",
+                    good.replace(b"step a005", b"STEP A005")):
         cache.write_bytes(damaged)
         proc = project.flask("db", "history")
         assert proc.stdout.splitlines()[0] == "a004 -> a005 (head), step a005"
