@@ -65,6 +65,25 @@ def write_chain(versions: Path, count: int, prefix: str = "a") -> list[str]:
     return ids
 
 
+#: Two roots (a, x), a branch point (b), a merge point (e).
+GRAPH = {"a": None, "b": "a", "c": "b", "d": "b", "e": ("c", "d"), "f": "e",
+         "x": None, "y": "x", "z": "y"}
+
+
+def write_graph(versions: Path, values: dict[str, dict[str, str]],
+                folders: dict[str, str] | None = None) -> None:
+    """Write :data:`GRAPH`'s revision files into ``versions``; ``values`` gives a
+    revision's ``branch_labels``/``depends_on`` (source text), ``folders`` the
+    sub-folder a revision's file goes to."""
+    for rev, down in GRAPH.items():
+        text = revision_text(rev, down, f"rev {rev}")
+        for name, value in values.get(rev, {}).items():
+            text = text.replace(f"{name} = None", f"{name} = {value}")
+        folder = versions / (folders or {}).get(rev, "")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{rev}.py").write_text(text)
+
+
 def executed(proc: subprocess.CompletedProcess) -> list[str]:
     return sorted(line.split()[1] for line in proc.stderr.splitlines()
                   if line.startswith("EXECUTED "))
@@ -432,20 +451,11 @@ def test_current_linear_set_is_alembics(tmp_path):
 
     from flask_migrate_compat.core import _all_current
 
-    versions = tmp_path / "versions"
-    versions.mkdir()
-    graph = {"a": None, "b": "a", "c": "b", "d": "b", "e": ("c", "d"), "f": "e",
-             "x": None, "y": "x", "z": "y"}
-    for rev, down in graph.items():
-        text = revision_text(rev, down, f"rev {rev}")
-        if rev == "d":
-            text = text.replace("depends_on = None", "depends_on = 'y'")
-        if rev == "x":
-            text = text.replace("branch_labels = None", "branch_labels = ('other',)")
-        (versions / f"{rev}.py").write_text(text)
+    write_graph(tmp_path / "versions", {"d": {"depends_on": "'y'"},
+                                        "x": {"branch_labels": "('other',)"}})
     script = ScriptDirectory(str(tmp_path))
     for size in range(0, 4):
-        for ids in itertools.combinations(sorted(graph), size):
+        for ids in itertools.combinations(sorted(GRAPH), size):
             expected = script.get_all_current(ids)
             assert _all_current(script, ids, script.get_all_current) == expected, ids
 
@@ -460,19 +470,10 @@ def test_cached_map_is_alembics_build(tmp_path, monkeypatch):
 
     from flask_migrate_compat import graph_cache
 
-    versions = tmp_path / "versions"
-    (versions / "sub").mkdir(parents=True)
-    graph = {"a": None, "b": "a", "c": "b", "d": "b", "e": ("c", "d"), "f": "e",
-             "x": None, "y": "x", "z": "y"}
-    for rev, down in graph.items():
-        text = revision_text(rev, down, f"rev {rev}")
-        if rev == "d":
-            text = text.replace("depends_on = None", "depends_on = 'other'")
-        if rev == "x":
-            text = text.replace("branch_labels = None", "branch_labels = ('other',)")
-        if rev == "c":
-            text = text.replace("branch_labels = None", "branch_labels = ('side', 'c2')")
-        (versions / ("sub" if rev == "z" else "") / f"{rev}.py").write_text(text)
+    write_graph(tmp_path / "versions", {"d": {"depends_on": "'other'"},
+                                        "x": {"branch_labels": "('other',)"},
+                                        "c": {"branch_labels": "('side', 'c2')"}},
+                folders={"z": "sub"})
 
     def script_directory():
         script = ScriptDirectory(str(tmp_path), recursive_version_locations=True)
@@ -504,7 +505,7 @@ def test_cached_map_is_alembics_build(tmp_path, monkeypatch):
     assert all(type(found.module) is graph_cache.LazyModule
                for found in cached.revision_map._revision_map.values() if found)
     assert state(cached) == state(alembic_built) == state(written)
-    assert set(cached.revision_map._revision_map) == {*graph, "other", "side", "c2", None, ()}
+    assert set(cached.revision_map._revision_map) == {*GRAPH, "other", "side", "c2", None, ()}
     # A revision's module, once asked for more than the graph, is the executed file.
     c = cached.get_revision("c")
     assert callable(c.module.upgrade) and type(c.module) is not graph_cache.LazyModule
