@@ -19,7 +19,8 @@ import sys
 import typing as t
 
 from . import legacy
-from .errors import TRACEBACK_ENV, MigrateError, redact, unknown_revision_message
+from .errors import (TRACEBACK_ENV, MigrateError, failed_revision, redact,
+                     unknown_revision_message)
 from .errors import error_message as _error_message
 from .lock import command_guard
 from .state import error_context, get_state
@@ -1110,7 +1111,18 @@ def error_message(exc: BaseException) -> str:
         return (f"New upgrade operations detected: {len(found)} difference"
                 f"{'s' if len(found) != 1 else ''} between the models and the "
                 f"database: {'; '.join(found)}")
-    return _error_message(exc, hint=_modernize_hint(exc), **error_context())
+    return _error_message(exc, hint=_modernize_hint(exc),
+                          versions_now=_versions_after_failure(exc), **error_context())
+
+
+def _versions_after_failure(exc: BaseException) -> tuple[str, ...] | None:
+    """:func:`.version_table.after_failure` for a failure that went through a revision
+    script; ``None`` for any other (nothing is read then)."""
+    if failed_revision(exc) is None or getattr(exc, "fmc_offline", False):
+        return None
+    from .version_table import after_failure
+
+    return after_failure(exc)
 
 
 def _modernize_hint(exc: BaseException) -> str | None:

@@ -231,6 +231,7 @@ def error_message(
     engines: t.Mapping[str, t.Any] | None = None,
     passwords: t.Iterable[str] = (),
     hint: str | None = None,
+    versions_now: tuple[str, ...] | None = None,
 ) -> str:
     """The one-line text a front end shows for a failed or interrupted command.
 
@@ -249,6 +250,10 @@ def error_message(
     :param hint: what a revision that failed did wrong, said in place of the
         exception's first line (:func:`.modernization.failure_hint`: a SQLAlchemy 1.x
         idiom); redacted like any foreign text.
+    :param versions_now: what the version table of the database a failed revision
+        ran on holds, read after the failure (:func:`.version_table.after_failure`;
+        ``()``: none), so that a rolled-back run names where the database is;
+        ``None`` when unknown.
     :returns: a single line, without the ``Error:`` prefix.
     """
     passwords = tuple(passwords)
@@ -257,7 +262,7 @@ def error_message(
     def foreign(text: str) -> str:
         return redact(text, passwords)
 
-    text = _known_error_text(exc, engines, foreign, hint)
+    text = _known_error_text(exc, engines, foreign, hint, versions_now)
     if text is None:
         if isinstance(exc, KeyboardInterrupt):
             text = f"interrupted ({_signal_name(exc)})"
@@ -288,14 +293,16 @@ def _signal_name(exc: BaseException) -> str:
 
 
 def _known_error_text(exc: BaseException, engines: t.Mapping[str, t.Any],
-                      foreign: t.Callable[[str], str], hint: str | None = None) -> str | None:
+                      foreign: t.Callable[[str], str], hint: str | None = None,
+                      versions_now: tuple[str, ...] | None = None) -> str | None:
     if isinstance(exc, MigrateError):
         return str(exc)
     malformed = [name for name, engine in engines.items() if unencoded_password(engine.url)]
     if malformed:
         # Any text about this database (ours or the driver's) would name its "host".
         return percent_encoding_message(setting_name(malformed[0]))
-    text = _revision_failure_text(exc, engines, foreign, hint) or _keyword_clash_text(exc)
+    text = _revision_failure_text(exc, engines, foreign, hint, versions_now) or \
+        _keyword_clash_text(exc)
     if text is not None:
         return text
     sa_exc = sys.modules.get("sqlalchemy.exc")
@@ -343,9 +350,11 @@ def _keyword_clash_text(exc: BaseException) -> str | None:
 
 def _revision_failure_text(exc: BaseException, engines: t.Mapping[str, t.Any],
                            foreign: t.Callable[[str], str],
-                           hint: str | None = None) -> str | None:
+                           hint: str | None = None,
+                           versions_now: tuple[str, ...] | None = None) -> str | None:
     """A revision that raised or was interrupted, worded with what its database holds
-    now. ``None`` when the exception did not come from a revision script."""
+    now (``versions_now``: see :func:`error_message`). ``None`` when the exception did
+    not come from a revision script."""
     failed = failed_revision(exc)
     if failed is None:
         return None
@@ -404,6 +413,17 @@ def _revision_failure_text(exc: BaseException, engines: t.Mapping[str, t.Any],
             f"up to there, so the database may hold {names} although its version "
             "table does not list it: compare the database with the revision scripts "
             "('db current' shows the version table) and stamp or repair by hand"
+        )
+    elif versions_now:
+        state = (
+            f"Its transaction was rolled back, so the database is at "
+            f"{', '.join(versions_now)}, the revision{'s' if len(versions_now) > 1 else ''} "
+            "its version table names now"
+        )
+    elif versions_now is not None:
+        state = (
+            "Its transaction was rolled back, so the database is at base: its version "
+            "table names no revision now"
         )
     else:
         state = (

@@ -133,3 +133,35 @@ def holding(revision: str, tables: t.Iterable[VersionTable]) -> list[VersionTabl
         if revision in heads:
             found.append(table)
     return found
+
+
+def after_failure(exc: BaseException) -> tuple[str, ...] | None:
+    """What the version table of the database a failed revision ran on holds now, read
+    on a new connection once the failure unwound (and the database rolled back what
+    it could): the table env.py really used (name, schema and engine of the
+    ``MigrationContext`` the failure went through), so an env.py of its own, or a
+    bind of a multidb env.py, is read as it ran.
+
+    :param exc: the exception a command raised.
+    :returns: the revision ids, ``()`` when the table is empty or absent; ``None``
+        when the failure came from no online migration run, or the table cannot be
+        read (this serves an error line, which must not fail itself).
+    """
+    from alembic.runtime.migration import MigrationContext
+
+    context = None
+    tb = exc.__traceback__
+    while tb is not None:
+        candidate = tb.tb_frame.f_locals.get("self")
+        if isinstance(candidate, MigrationContext):
+            context = candidate
+        tb = tb.tb_next
+    if context is None or context.as_sql or context.connection is None:
+        return None
+    try:
+        engine = context.connection.engine
+        table = VersionTable("", engine, context.version_table, context.version_table_schema)
+        with engine.connect() as connection:
+            return read_heads(connection, table)
+    except Exception:  # noqa: BLE001 - unreadable: the line says less
+        return None

@@ -121,15 +121,20 @@ def test_postgresql_failed_revision_is_rolled_back(make_database, make_project,
     if per_migration:
         project.write_app(models="", migrate_args=", transaction_per_migration=True")
     run = project.flask if front == "flask" else project.manage
-    line = one_error_line(run("db", "upgrade", check=False))
+    proc = run("db", "upgrade", check=False)
+    line = one_error_line(proc)
     assert "revision r3 failed in upgrade()" in line
     assert "no_such_table_anywhere" in line and "rolled back" in line
     if per_migration:
         # Each revision committed on its own: at the last good revision.
+        assert "so the database is at r2, the revision its version table names now" in line
         assert version_rows(database) == ["r2"]
         assert database.tables() == {"alembic_version", "t1", "t2"}
     else:
-        # One transaction for the whole run: exactly as before the command.
+        # One transaction for the whole run: exactly as before the command, although
+        # r1 and r2 were each reported done.
+        assert "Upgrade r2 " in proc.stderr
+        assert "so the database is at base: its version table names no revision now" in line
         assert version_rows(database) == []
         assert database.tables() - {"alembic_version"} == set()
     # Nothing is left half-done: fixing the revision and upgrading again works.
@@ -137,6 +142,21 @@ def test_postgresql_failed_revision_is_rolled_back(make_database, make_project,
                   + GOOD.format(table="t3"))
     project.flask("db", "upgrade")
     assert version_rows(database) == ["r3"]
+
+
+def test_postgresql_rolled_back_line_reads_the_version_table_env_py_used(make_database,
+                                                                        make_project):
+    """The revision named after a rollback is read from the table env.py wrote
+    (``Migrate(version_table=...)`` here), not from Alembic's default one."""
+    database = make_database("postgresql")
+    project = make_project(database)
+    write_chain(project)
+    project.write_app(models="", migrate_args=", transaction_per_migration=True, "
+                      "version_table='deploy_versions'")
+    line = one_error_line(project.manage("db", "upgrade", check=False))
+    assert "so the database is at r2, the revision its version table names now" in line
+    assert database.version("deploy_versions") == ["r2"]
+    assert "alembic_version" not in database.tables()
 
 
 @pytest.mark.parametrize("per_migration", [False, True])

@@ -217,7 +217,8 @@ def test_interrupted_revision_is_named(make_database, make_project, tmp_path, ki
     assert line.startswith(f"Error: revision r2 was interrupted ({name}) in upgrade()"), line
     tables = database.tables() - {"alembic_version"}
     if kind == "postgresql":
-        assert "Its transaction was rolled back" in line
+        assert "Its transaction was rolled back, so the database is at base: its " \
+               "version table names no revision now" in line
         assert (version_rows(database), tables) == ([], set())
     else:
         # r1 committed; r2 created its table before the sleep, and that stays.
@@ -252,7 +253,8 @@ def test_failed_downgrade_is_described_truly(make_database, make_project, kind, 
     line = assert_one_error(proc, "revision r2 failed in downgrade()", "no_such_table_anywhere")
     assert version_rows(database) == ["r2"]
     if kind == "postgresql":
-        assert "Its transaction was rolled back" in line
+        assert "Its transaction was rolled back, so the database is at r2, the " \
+               "revision its version table names now" in line
         assert database.tables() == {"alembic_version", "t1", "t2", "t2b"}
     else:
         assert ("its version table still lists revision r2 while the database may "
