@@ -465,18 +465,24 @@ def test_cached_map_is_alembics_build(tmp_path, monkeypatch):
     files holds: every Script's attributes, the map's keys (revisions and branch
     labels), its heads and bases, and the order of a walk over the whole graph; on a
     graph with two bases, a branch point, a merge point, branch labels, a dependency
-    on another branch's label and a revision file in a sub-folder."""
+    on another branch's label and, where Alembic reads sub-folders (1.10+), a
+    revision file in one."""
+    import inspect
+
     from alembic.script import ScriptDirectory
 
     from flask_migrate_compat import graph_cache
 
+    # Alembic < 1.10 reads no sub-folder (no recursive_version_locations).
+    recursive = "recursive_version_locations" in inspect.signature(ScriptDirectory).parameters
     write_graph(tmp_path / "versions", {"d": {"depends_on": "'other'"},
                                         "x": {"branch_labels": "('other',)"},
                                         "c": {"branch_labels": "('side', 'c2')"}},
-                folders={"z": "sub"})
+                folders={"z": "sub"} if recursive else None)
 
     def script_directory():
-        script = ScriptDirectory(str(tmp_path), recursive_version_locations=True)
+        options = {"recursive_version_locations": True} if recursive else {}
+        script = ScriptDirectory(str(tmp_path), **options)
         store = graph_cache.attach(script)
         script.revision_map.heads
         return script, store
