@@ -26,7 +26,7 @@ from __future__ import annotations
 import sys
 import weakref
 
-#: Mako's module that imports Pygments (Mako 1.0 to 1.3).
+#: Mako's module that imports Pygments (Mako 1.x).
 PYGMENTS_PLUGIN = "mako.ext.pygmentplugin"
 
 _begun: list[bool] = []

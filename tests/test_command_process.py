@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import init_migrations
+from conftest import MANAGE_TEMPLATE, init_migrations
 
 # Printed at the application's exit: what the process holds of Pygments and Mako then,
 # and whether an explicit import of the plugin still works after the command.
@@ -50,8 +50,6 @@ def test_command_line_process_skips_pygments(reporting_project, front_end):
     project = reporting_project
     if front_end == "manage":
         pytest.importorskip("flask_script")
-        from conftest import MANAGE_TEMPLATE
-
         project.write("manage.py", MANAGE_TEMPLATE)
     run = getattr(project, front_end)
     proc = run("db", "upgrade")
