@@ -23,7 +23,7 @@ from .errors import (TRACEBACK_ENV, MigrateError, failed_revision, redact,
                      unknown_revision_message)
 from .errors import error_message as _error_message
 from .lock import command_guard
-from .state import error_context, get_state
+from .state import error_context, flask_sqlalchemy_2, get_state
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from .config import Config
@@ -211,8 +211,6 @@ def check_database_configured(command: t.Callable[..., t.Any], **options: t.Any)
     if name == "revision" and not options.get("autogenerate"):
         return
     from flask import current_app
-
-    from .state import flask_sqlalchemy_2
 
     if not flask_sqlalchemy_2(get_state().db):  # 3.0 raises instead of falling back
         return

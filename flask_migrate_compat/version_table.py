@@ -112,6 +112,19 @@ def read_heads(connection: t.Any, table: VersionTable) -> tuple[str, ...]:
     return tuple(context.get_current_heads())
 
 
+def heads_now(table: VersionTable) -> tuple[str, ...]:
+    """:func:`read_heads` on a connection of its own (:func:`connect`), closed after.
+
+    :raises: what :func:`connect` raises.
+    """
+    connection = connect(table)
+    try:
+        return read_heads(connection, table)
+    finally:
+        if connection is not None:
+            connection.close()
+
+
 def holding(revision: str, tables: t.Iterable[VersionTable]) -> list[VersionTable]:
     """The version tables that hold ``revision``; a database that cannot be read is
     left out (this serves explanations, which must not fail themselves).
@@ -122,12 +135,7 @@ def holding(revision: str, tables: t.Iterable[VersionTable]) -> list[VersionTabl
     found = []
     for table in tables:
         try:
-            connection = connect(table)
-            try:
-                heads = read_heads(connection, table)
-            finally:
-                if connection is not None:
-                    connection.close()
+            heads = heads_now(table)
         except Exception:  # noqa: BLE001 - unreadable: it is not named
             continue
         if revision in heads:
@@ -159,9 +167,7 @@ def after_failure(exc: BaseException) -> tuple[str, ...] | None:
     if context is None or context.as_sql or context.connection is None:
         return None
     try:
-        engine = context.connection.engine
-        table = VersionTable("", engine, context.version_table, context.version_table_schema)
-        with engine.connect() as connection:
-            return read_heads(connection, table)
+        return heads_now(VersionTable("", context.connection.engine, context.version_table,
+                                      context.version_table_schema))
     except Exception:  # noqa: BLE001 - unreadable: the line says less
         return None
